@@ -1,0 +1,41 @@
+"""aioendpoints: friendly WebSocket views and endpoints for aiohttp."""
+
+from .application import CONNECTIONS_KEY, ConnectionRegistry, setup
+from .close_codes import CloseCode
+from .endpoints import WebSocketEndpoint
+from .exceptions import (
+    InvalidData,
+    UnsupportedData,
+    WebSocketClose,
+    WebSocketDisconnect,
+    WebSocketStateError,
+)
+from .handlers import websocket_handler
+from .options import DEFAULT_MAX_MESSAGE_SIZE, WebSocketOptions
+from .routing import WebSocketRoutes
+from .websocket import Address, WebSocket
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # The connection
+    "Address",
+    "WebSocket",
+    # Views, endpoints and routes
+    "WebSocketEndpoint",
+    "WebSocketOptions",
+    "WebSocketRoutes",
+    "websocket_handler",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    # App-wide parts
+    "CONNECTIONS_KEY",
+    "ConnectionRegistry",
+    "setup",
+    # Close codes and errors
+    "CloseCode",
+    "InvalidData",
+    "UnsupportedData",
+    "WebSocketClose",
+    "WebSocketDisconnect",
+    "WebSocketStateError",
+]

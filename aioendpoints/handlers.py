@@ -1,0 +1,186 @@
+"""The adapter: turns a function view or an endpoint class into an aiohttp handler.
+
+Whatever the view does, the handler keeps the lifecycle guarantees: a view that returns
+closes with 1000, one that raises closes with 1011 and logs its traceback once, and an
+endpoint's ``on_disconnect`` runs exactly once with the real close code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Unpack
+
+from aiohttp import hdrs, web
+
+from .application import CONNECTIONS_KEY
+from .close_codes import CloseCode, is_sendable_close_code
+from .endpoints import WebSocketEndpoint
+from .exceptions import WebSocketClose, WebSocketDisconnect
+from .options import RouteOptions, WebSocketOptions
+from .params import ParamConverters, convert_params, converters_for
+from .websocket import WebSocket
+
+__all__ = ["Handler", "View", "check_view", "websocket_handler"]
+
+logger = logging.getLogger("aioendpoints")
+
+#: An aiohttp request handler.
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: A function view (``async def view(ws, **params)``) or a :class:`WebSocketEndpoint` class.
+View = Callable[..., Awaitable[None]] | type[WebSocketEndpoint]
+
+
+def check_view(view: object) -> None:
+    """Raise :class:`TypeError` unless ``view`` is an async function or an endpoint class."""
+    if isinstance(view, type):
+        if not issubclass(view, WebSocketEndpoint):
+            raise TypeError(
+                f"WebSocket endpoint class {view.__qualname__} must subclass WebSocketEndpoint"
+            )
+    elif not inspect.iscoroutinefunction(view):
+        raise TypeError(f"WebSocket view {view!r} must be an async function (async def)")
+
+
+def websocket_handler(view: View, /, **options: Unpack[WebSocketOptions]) -> Handler:
+    """Return an aiohttp handler that serves ``view`` over WebSocket.
+
+    For routes added by hand and in sub-applications::
+
+        app.router.add_get("/ws", websocket_handler(echo, value_type="json"))
+
+    Options are checked now, so a mistake raises here rather than at the first message.
+    """
+    check_view(view)
+    if isinstance(view, type) and issubclass(view, WebSocketEndpoint):
+        return _endpoint_handler(
+            view, RouteOptions.from_options(options, default_value_type=view.encoding)
+        )
+    assert not isinstance(view, type)
+    converters, takes_any = converters_for(view)
+    return _function_handler(view, RouteOptions.from_options(options), converters, takes_any)
+
+
+def _endpoint_handler(endpoint_class: type[WebSocketEndpoint], options: RouteOptions) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        _require_upgrade(request)
+        websocket = WebSocket(request, options)
+        endpoint = endpoint_class(websocket)
+        return await _serve(websocket, endpoint.dispatch, endpoint.on_disconnect, endpoint_class)
+
+    return _named(handler, endpoint_class)
+
+
+def _function_handler(
+    view: Callable[..., Awaitable[None]],
+    options: RouteOptions,
+    converters: ParamConverters,
+    takes_any: bool,
+) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        _require_upgrade(request)
+        params = convert_params(request.match_info, converters, takes_any)
+        websocket = WebSocket(request, options, params)
+        return await _serve(websocket, lambda: view(websocket, **params), None, view)
+
+    return _named(handler, view)
+
+
+def _named(handler: Handler, view: Any) -> Handler:
+    handler.__name__ = getattr(view, "__name__", handler.__name__)
+    handler.__qualname__ = getattr(view, "__qualname__", handler.__qualname__)
+    handler.__doc__ = getattr(view, "__doc__", None)
+    return handler
+
+
+def _require_upgrade(request: web.Request) -> None:
+    if request.headers.get(hdrs.UPGRADE, "").lower() != "websocket":
+        raise web.HTTPUpgradeRequired(
+            text="This URL serves WebSocket connections only: "
+            "send a GET request with 'Upgrade: websocket'.",
+            headers={hdrs.UPGRADE: "websocket", hdrs.CONNECTION: "Upgrade"},
+        )
+
+
+async def _serve(
+    websocket: WebSocket,
+    run: Callable[[], Awaitable[None]],
+    on_disconnect: Callable[[WebSocket, int], Awaitable[None]] | None,
+    view: Any,
+) -> web.StreamResponse:
+    registry = websocket.request.config_dict.get(CONNECTIONS_KEY)
+    websocket._registry = registry
+    try:
+        await run()
+    except asyncio.CancelledError:
+        # The task was cancelled: the client vanished, or the server stopped waiting.
+        websocket._abort()
+        raise
+    except WebSocketDisconnect as disconnect:
+        if not websocket._options.catches(disconnect.code):
+            logger.warning(
+                "WebSocket view %s ended by a disconnect with code %d (not in caught_close_codes)",
+                _name(view),
+                disconnect.code,
+                exc_info=True,
+            )
+    except WebSocketClose as close:
+        logger.debug("WebSocket view %s closes with %d: %s", _name(view), close.code, close.reason)
+        if not websocket.accepted:
+            websocket._set_closed(close.code, close.reason)
+            return web.HTTPForbidden(text=close.reason or None)
+        await _close_quietly(websocket, close.code, close.reason)
+    except web.HTTPException:
+        if not websocket.accepted:
+            websocket._set_closed(CloseCode.POLICY_VIOLATION, "refused")
+            raise
+        logger.exception("Error in WebSocket view %s", _name(view))
+        await _close_quietly(websocket, CloseCode.INTERNAL_ERROR, "Internal server error")
+    except Exception:
+        logger.exception("Error in WebSocket view %s", _name(view))
+        if not websocket.accepted:
+            websocket._set_closed(CloseCode.INTERNAL_ERROR, "")
+            raise web.HTTPInternalServerError() from None
+        await _close_quietly(websocket, CloseCode.INTERNAL_ERROR, "Internal server error")
+    else:
+        if not websocket.accepted:
+            # Closed or never accepted: the handshake is refused, as in Starlette.
+            websocket._set_closed(CloseCode.POLICY_VIOLATION, "refused")
+            return web.HTTPForbidden()
+        await _close_quietly(websocket, CloseCode.NORMAL_CLOSURE, "")
+    finally:
+        if websocket.accepted:
+            if registry is not None:
+                registry.discard(websocket)
+            if on_disconnect is not None:
+                await _run_disconnect_hook(websocket, on_disconnect, view)
+    assert websocket.response is not None
+    return websocket.response
+
+
+async def _close_quietly(websocket: WebSocket, code: int, reason: str) -> None:
+    """Close after the view ended; a peer that is already gone is not an error."""
+    if not is_sendable_close_code(code):
+        logger.error("Close code %r cannot be sent; closing with 1011 instead", code)
+        code, reason = CloseCode.INTERNAL_ERROR, "Internal server error"
+    try:
+        await websocket.close(code, reason)
+    except (TimeoutError, ConnectionError):
+        websocket._abort()
+
+
+async def _run_disconnect_hook(
+    websocket: WebSocket,
+    on_disconnect: Callable[[WebSocket, int], Awaitable[None]],
+    view: Any,
+) -> None:
+    try:
+        await on_disconnect(websocket, websocket.close_code or CloseCode.ABNORMAL_CLOSURE)
+    except Exception:
+        logger.exception("Error in %s.on_disconnect", _name(view))
+
+
+def _name(view: Any) -> str:
+    return str(getattr(view, "__qualname__", view))

@@ -1,0 +1,84 @@
+"""A route table for WebSocket views, in the manner of aiohttp's ``web.RouteTableDef``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar, Unpack, overload
+
+from aiohttp import hdrs, web
+
+from .handlers import View, check_view, websocket_handler
+from .options import WebSocketOptions
+from .params import check_path_params, converters_for
+
+__all__ = ["WebSocketRoutes"]
+
+ViewT = TypeVar("ViewT", bound=View)
+
+
+class WebSocketRoutes(Sequence[web.AbstractRouteDef]):
+    """A table of WebSocket routes to add to an application with ``app.add_routes()``.
+
+    ::
+
+        routes = WebSocketRoutes()
+
+        @routes.websocket_route("/echo")
+        async def echo(ws: WebSocket) -> None: ...
+
+        app.add_routes(routes)
+
+    Like :class:`aiohttp.web.RouteTableDef`, it is a sequence of route definitions and its
+    decorator returns the view unchanged.
+    """
+
+    def __init__(self) -> None:
+        self._items: list[web.AbstractRouteDef] = []
+
+    def __repr__(self) -> str:
+        return f"<WebSocketRoutes count={len(self._items)}>"
+
+    @overload
+    def __getitem__(self, index: int) -> web.AbstractRouteDef: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[web.AbstractRouteDef]: ...
+
+    def __getitem__(self, index: int | slice) -> web.AbstractRouteDef | list[web.AbstractRouteDef]:
+        return self._items[index]
+
+    def __iter__(self) -> Iterator[web.AbstractRouteDef]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def websocket_route(
+        self, path: str, *, name: str | None = None, **options: Unpack[WebSocketOptions]
+    ) -> Callable[[ViewT], ViewT]:
+        """Decorate a function view or a :class:`WebSocketEndpoint` subclass to serve ``path``.
+
+        ``options`` are the route's settings (see :class:`WebSocketOptions`); ``name``
+        names the route for ``app.router[name].url_for()``.
+        """
+
+        def register(view: ViewT) -> ViewT:
+            self.add_websocket_route(path, view, name=name, **options)
+            return view
+
+        return register
+
+    def add_websocket_route(
+        self, path: str, view: View, *, name: str | None = None, **options: Unpack[WebSocketOptions]
+    ) -> None:
+        """Add a route without the decorator; the same as :meth:`websocket_route`."""
+        check_view(view)
+        if not isinstance(view, type):
+            converters, takes_any = converters_for(view)
+            check_path_params(path, view, converters, takes_any)
+        handler = websocket_handler(view, **options)
+        kwargs: dict[str, Any] = {} if name is None else {"name": name}
+        self._items.append(web.RouteDef(hdrs.METH_GET, path, handler, kwargs))
