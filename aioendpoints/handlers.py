@@ -130,7 +130,7 @@ async def _serve(
         logger.debug("WebSocket view %s closes with %d: %s", _name(view), close.code, close.reason)
         if not websocket.accepted:
             websocket._set_closed(close.code, close.reason)
-            return web.HTTPForbidden(text=close.reason or None)
+            return _refusal(close.reason)
         await _close_quietly(websocket, close.code, close.reason)
     except web.HTTPException:
         if not websocket.accepted:
@@ -148,7 +148,7 @@ async def _serve(
         if not websocket.accepted:
             # Closed or never accepted: the handshake is refused, as in Starlette.
             websocket._set_closed(CloseCode.POLICY_VIOLATION, "refused")
-            return web.HTTPForbidden()
+            return _refusal("")
         await _close_quietly(websocket, CloseCode.NORMAL_CLOSURE, "")
     finally:
         if websocket.accepted:
@@ -158,6 +158,11 @@ async def _serve(
                 await _run_disconnect_hook(websocket, on_disconnect, view)
     assert websocket.response is not None
     return websocket.response
+
+
+def _refusal(reason: str) -> web.Response:
+    """HTTP 403 for a handshake the view closed or never accepted."""
+    return web.Response(status=403, text=reason or "WebSocket connection refused")
 
 
 async def _close_quietly(websocket: WebSocket, code: int, reason: str) -> None:

@@ -1,0 +1,266 @@
+"""Class-based endpoints: hooks, encodings, one instance per connection."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType
+from pytest_aiohttp import AiohttpClient
+
+from aioendpoints import WebSocket, WebSocketEndpoint, WebSocketRoutes
+
+from .helpers import eventually, make_app
+
+
+@pytest.mark.parametrize(
+    ("encoding", "send", "expected"),
+    [
+        ("text", ("str", "hello"), "hello"),
+        ("bytes", ("bytes", b"\x01\x02"), b"\x01\x02"),
+        ("json", ("str", '{"n": [1, {"x": null}]}'), {"n": [1, {"x": None}]}),
+        (None, ("bytes", b"raw"), b"raw"),
+        (None, ("str", "raw text"), "raw text"),
+    ],
+)
+async def test_encoding_decides_what_on_receive_gets(
+    aiohttp_client: AiohttpClient, encoding: Any, send: tuple[str, Any], expected: Any
+) -> None:
+    """on_receive gets str, bytes, decoded JSON, or the raw message as the encoding says."""
+    routes = WebSocketRoutes()
+    received: list[Any] = []
+
+    @routes.websocket_route("/")
+    class Endpoint(WebSocketEndpoint):
+        async def on_receive(self, ws: WebSocket, data: Any) -> None:
+            received.append(data)
+
+    Endpoint.encoding = encoding
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        kind, payload = send
+        await (ws.send_str(payload) if kind == "str" else ws.send_bytes(payload))
+    await eventually(lambda: received == [expected])
+
+
+async def test_the_issue_example_room_endpoint(aiohttp_client: AiohttpClient) -> None:
+    """The Room example: a JSON endpoint that echoes with its route parameter."""
+    routes = WebSocketRoutes()
+    disconnects: list[int] = []
+
+    @routes.websocket_route("/rooms/{room}")
+    class Room(WebSocketEndpoint):
+        encoding = "json"
+
+        async def on_connect(self, ws: WebSocket) -> None:
+            await ws.accept()
+
+        async def on_receive(self, ws: WebSocket, data: Any) -> None:
+            await ws.send({"room": ws.path_params["room"], "echo": data})
+
+        async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
+            disconnects.append(close_code)
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/rooms/blue") as ws:
+        await ws.send_json({"text": "hi"})
+        assert json.loads(await ws.receive_str(timeout=5)) == {
+            "room": "blue",
+            "echo": {"text": "hi"},
+        }
+    await eventually(lambda: disconnects == [1000])
+
+
+async def test_default_on_connect_accepts(aiohttp_client: AiohttpClient) -> None:
+    """An endpoint that overrides nothing accepts connections."""
+    routes = WebSocketRoutes()
+    routes.add_websocket_route("/", WebSocketEndpoint)
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        await ws.send_str("ignored")
+        assert not ws.closed
+
+
+async def test_one_instance_per_connection(aiohttp_client: AiohttpClient) -> None:
+    """Each connection gets its own endpoint instance, so instance state is per connection."""
+    routes = WebSocketRoutes()
+    instances: set[int] = set()
+
+    @routes.websocket_route("/")
+    class Counter(WebSocketEndpoint):
+        encoding = "text"
+
+        def __init__(self, websocket: WebSocket) -> None:
+            super().__init__(websocket)
+            self.count = 0
+            instances.add(id(self))
+
+        async def on_receive(self, ws: WebSocket, data: str) -> None:
+            self.count += 1
+            await ws.send(str(self.count))
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as first, client.ws_connect("/") as second:
+        for _ in range(3):
+            await first.send_str("+")
+            await first.receive_str(timeout=5)
+        await second.send_str("+")
+        assert await second.receive_str(timeout=5) == "1"
+        await first.send_str("+")
+        assert await first.receive_str(timeout=5) == "4"
+    assert len(instances) == 2
+
+
+async def test_on_disconnect_gets_the_peers_close_code(aiohttp_client: AiohttpClient) -> None:
+    """on_disconnect runs once with the code the client closed with."""
+    routes = WebSocketRoutes()
+    disconnects: list[int] = []
+
+    @routes.websocket_route("/")
+    class Endpoint(WebSocketEndpoint):
+        async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
+            disconnects.append(close_code)
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        await ws.close(code=4321)
+    await eventually(lambda: disconnects == [4321])
+
+
+async def test_on_disconnect_gets_1006_when_the_client_vanishes(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    """A client that drops TCP without a close frame is reported as 1006, once."""
+    routes = WebSocketRoutes()
+    disconnects: list[int] = []
+
+    @routes.websocket_route("/")
+    class Endpoint(WebSocketEndpoint):
+        async def on_receive(self, ws: WebSocket, data: Any) -> None:
+            await ws.send("ack")
+
+        async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
+            disconnects.append(close_code)
+
+    client = await aiohttp_client(make_app(routes))
+    ws = await client.ws_connect("/")
+    await ws.send_str("x")
+    assert await ws.receive_str(timeout=5) == "ack"
+    transport = ws._response.connection.transport  # type: ignore[union-attr]
+    assert transport is not None
+    transport.abort()
+    await eventually(lambda: disconnects == [1006])
+    await ws.close()
+
+
+async def test_on_receive_error_closes_1011_and_logs_once(
+    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception in on_receive closes with 1011, logs one traceback, then on_disconnect."""
+    routes = WebSocketRoutes()
+    disconnects: list[int] = []
+
+    @routes.websocket_route("/")
+    class Faulty(WebSocketEndpoint):
+        async def on_receive(self, ws: WebSocket, data: Any) -> None:
+            raise ZeroDivisionError("boom")
+
+        async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
+            disconnects.append(close_code)
+
+    client = await aiohttp_client(make_app(routes))
+    with caplog.at_level(logging.ERROR, logger="aioendpoints"):
+        async with client.ws_connect("/") as ws:
+            await ws.send_str("x")
+            message = await ws.receive(timeout=5)
+            assert (message.type, message.data) == (WSMsgType.CLOSE, 1011)
+        await eventually(lambda: disconnects == [1011])
+    errors = [record for record in caplog.records if record.name == "aioendpoints"]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None
+    assert errors[0].exc_info[0] is ZeroDivisionError
+
+
+async def test_on_connect_that_does_not_accept_refuses_with_403(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    """An on_connect that neither accepts nor rejects refuses the handshake with HTTP 403."""
+    routes = WebSocketRoutes()
+    disconnects: list[int] = []
+
+    @routes.websocket_route("/")
+    class Closed(WebSocketEndpoint):
+        async def on_connect(self, ws: WebSocket) -> None:
+            await ws.close()
+
+        async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
+            disconnects.append(close_code)
+
+    client = await aiohttp_client(make_app(routes))
+    response = await client.get(
+        "/",
+        headers={
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        },
+    )
+    assert response.status == 403
+    assert disconnects == []  # never accepted, so never disconnected
+
+
+async def test_on_connect_error_before_accept_is_http_500(
+    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception in on_connect before accept() answers HTTP 500 and logs the traceback."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/")
+    class Faulty(WebSocketEndpoint):
+        async def on_connect(self, ws: WebSocket) -> None:
+            raise LookupError("no such user")
+
+    client = await aiohttp_client(make_app(routes))
+    with caplog.at_level(logging.ERROR, logger="aioendpoints"):
+        response = await client.get("/", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    assert response.status == 500
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [LookupError]
+
+
+async def test_on_disconnect_error_is_logged_not_raised(
+    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception in on_disconnect is logged; the connection had already closed cleanly."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/")
+    class Faulty(WebSocketEndpoint):
+        async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
+            raise KeyError("cleanup failed")
+
+    client = await aiohttp_client(make_app(routes))
+    with caplog.at_level(logging.ERROR, logger="aioendpoints"):
+        async with client.ws_connect("/") as ws:
+            await ws.close()
+        await eventually(lambda: any(r.exc_info for r in caplog.records))
+    assert "on_disconnect" in caplog.records[-1].getMessage()
+
+
+def test_endpoint_checks_its_encoding_when_defined() -> None:
+    """A bad encoding is a ValueError naming it, raised by the class statement."""
+    with pytest.raises(ValueError, match="'xml'"):
+
+        class Bad(WebSocketEndpoint):
+            encoding = "xml"  # type: ignore[assignment]
+
+
+def test_endpoint_hooks_must_be_async() -> None:
+    """A synchronous hook is a TypeError naming it, raised by the class statement."""
+    with pytest.raises(TypeError, match="on_receive"):
+
+        class Bad(WebSocketEndpoint):
+            def on_receive(self, ws: WebSocket, data: Any) -> None:  # type: ignore[override]
+                pass

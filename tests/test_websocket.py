@@ -1,0 +1,357 @@
+"""The WebSocket API: accept, receive, send, close, value types and the handshake request."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType
+from pytest_aiohttp import AiohttpClient
+
+from aioendpoints import (
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketRoutes,
+    WebSocketStateError,
+)
+
+from .helpers import eventually, make_app
+
+
+async def test_receive_and_send_text_by_default(aiohttp_client: AiohttpClient) -> None:
+    """Without options, receive() returns str and send() takes str."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        text = await ws.receive()
+        assert isinstance(text, str)
+        await ws.send(text.upper())
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        await ws.send_str("abc")
+        assert await ws.receive_str(timeout=5) == "ABC"
+
+
+@pytest.mark.parametrize(
+    ("value_type", "outgoing", "expected"),
+    [
+        ("text", "é", "é"),
+        ("bytes", b"\x00\xff", b"\x00\xff"),
+        ("json", {"a": [1, 2.5, None, "é"]}, {"a": [1, 2.5, None, "é"]}),
+    ],
+)
+async def test_value_type_sets_both_directions(
+    aiohttp_client: AiohttpClient, value_type: Any, outgoing: Any, expected: Any
+) -> None:
+    """value_type decides what receive() returns and what send() takes."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/", value_type=value_type)
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send(await ws.receive())
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        if value_type == "text":
+            await ws.send_str(outgoing)
+            assert await ws.receive_str(timeout=5) == expected
+        elif value_type == "bytes":
+            await ws.send_bytes(outgoing)
+            assert await ws.receive_bytes(timeout=5) == expected
+        else:
+            await ws.send_json(outgoing)
+            assert json.loads(await ws.receive_str(timeout=5)) == expected
+
+
+async def test_receive_type_and_send_type_differ(aiohttp_client: AiohttpClient) -> None:
+    """receive_type and send_type can be set apart: text in, JSON out."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/", receive_type="text", send_type="json")
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        assert ws.value_type is None
+        await ws.send({"got": await ws.receive()})
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        await ws.send_str("x")
+        assert await ws.receive_json(timeout=5) == {"got": "x"}
+
+
+async def test_typed_variants_ignore_the_value_type(aiohttp_client: AiohttpClient) -> None:
+    """receive_bytes()/send_json() and friends work whatever the route's value type."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        data = await ws.receive_bytes()
+        await ws.send_bytes(data[::-1])
+        value = await ws.receive_json()
+        await ws.send_json({"doubled": value * 2})
+        await ws.send_text(await ws.receive_text())
+        await ws.send_text(repr(await ws.receive_message()))
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        await ws.send_bytes(b"abc")
+        assert await ws.receive_bytes(timeout=5) == b"cba"
+        await ws.send_str("21")
+        assert await ws.receive_json(timeout=5) == {"doubled": 42}
+        await ws.send_str("plain")
+        assert await ws.receive_str(timeout=5) == "plain"
+        await ws.send_bytes(b"raw")
+        assert await ws.receive_str(timeout=5) == "b'raw'"
+
+
+async def test_async_for_yields_messages_until_a_normal_close(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    """`async for message in ws` yields each message and ends when the peer closes with 1000."""
+    routes = WebSocketRoutes()
+    seen: list[str] = []
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        async for message in ws:
+            seen.append(message)
+        seen.append(f"ended {ws.close_code}")
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        await ws.send_str("one")
+        await ws.send_str("two")
+    await eventually(lambda: len(seen) == 3)
+    assert seen == ["one", "two", "ended 1000"]
+
+
+async def test_async_for_raises_on_an_uncaught_close_code(aiohttp_client: AiohttpClient) -> None:
+    """A close code outside caught_close_codes escapes `async for` as WebSocketDisconnect."""
+    routes = WebSocketRoutes()
+    raised: list[int] = []
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            async for _ in ws:
+                pass
+        except WebSocketDisconnect as disconnect:
+            raised.append(disconnect.code)
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        await ws.close(code=4000)
+    await eventually(lambda: raised == [4000])
+
+
+async def test_async_with_accepts_and_closes(aiohttp_client: AiohttpClient) -> None:
+    """`async with ws:` accepts on enter and closes with 1000 on exit."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        async with ws:
+            assert ws.accepted
+            await ws.send("inside")
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        assert await ws.receive_str(timeout=5) == "inside"
+        message = await ws.receive(timeout=5)
+        assert (message.type, message.data) == (WSMsgType.CLOSE, 1000)
+
+
+async def test_close_sends_the_code_and_reason(aiohttp_client: AiohttpClient) -> None:
+    """close(code, reason) reaches the client as given."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.close(4001, "bye now")
+        assert ws.closed
+        assert (ws.close_code, ws.close_reason) == (4001, "bye now")
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        message = await ws.receive(timeout=5)
+        assert (message.type, message.data, message.extra) == (WSMsgType.CLOSE, 4001, "bye now")
+
+
+async def test_close_rejects_codes_that_cannot_be_sent(aiohttp_client: AiohttpClient) -> None:
+    """close(1006) is a ValueError: 1005, 1006 and 1015 never go in a close frame."""
+    routes = WebSocketRoutes()
+    errors: list[str] = []
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        with pytest.raises(ValueError, match="1006") as error:
+            await ws.close(1006)
+        errors.append(str(error.value))
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        message = await ws.receive(timeout=5)
+        assert message.data == 1000
+    assert len(errors) == 1
+
+
+async def test_receive_after_the_peer_closed_raises_disconnect(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    """receive() raises WebSocketDisconnect with the peer's code and reason."""
+    routes = WebSocketRoutes()
+    disconnects: list[tuple[int, str]] = []
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            await ws.receive()
+        except WebSocketDisconnect as disconnect:
+            disconnects.append((disconnect.code, disconnect.reason))
+        with pytest.raises(WebSocketDisconnect):
+            await ws.send("too late")
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        await ws.close(code=1001, message=b"leaving")
+    await eventually(lambda: disconnects == [(1001, "leaving")])
+
+
+async def test_send_before_accept_is_a_state_error(aiohttp_client: AiohttpClient) -> None:
+    """send() before accept() raises WebSocketStateError; the client gets HTTP 500."""
+    routes = WebSocketRoutes()
+    errors: list[BaseException] = []
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        try:
+            await ws.send("early")
+        except WebSocketStateError as error:
+            errors.append(error)
+            raise
+
+    client = await aiohttp_client(make_app(routes))
+    response = await client.get("/", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    assert response.status == 500
+    assert len(errors) == 1
+
+
+async def test_accept_twice_is_a_state_error(aiohttp_client: AiohttpClient) -> None:
+    """A second accept() raises WebSocketStateError."""
+    routes = WebSocketRoutes()
+    errors: list[BaseException] = []
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        with pytest.raises(WebSocketStateError, match="already"):
+            await ws.accept()
+        errors.append(RuntimeError())
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        assert (await ws.receive(timeout=5)).data == 1000
+    assert len(errors) == 1
+
+
+async def test_send_of_the_wrong_type_names_the_fix(aiohttp_client: AiohttpClient) -> None:
+    """send() of a dict on a text route raises a TypeError that says what to do."""
+    routes = WebSocketRoutes()
+    messages: list[str] = []
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        with pytest.raises(TypeError) as error:
+            await ws.send({"a": 1})
+        messages.append(str(error.value))
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        await ws.receive(timeout=5)
+    assert "dict" in messages[0]
+    assert "value_type" in messages[0]
+
+
+async def test_request_details_are_exposed(aiohttp_client: AiohttpClient) -> None:
+    """url, headers, query_params, cookies, client, path_params and the escape hatches."""
+    routes = WebSocketRoutes()
+    seen: dict[str, Any] = {}
+
+    @routes.websocket_route("/users/{name}")
+    async def view(ws: WebSocket, name: str) -> None:
+        seen.update(
+            path=ws.url.path,
+            header=ws.headers["X-Test"],
+            query=ws.query_params.getall("tag"),
+            cookie=ws.cookies["session"],
+            client_host=ws.client.host if ws.client else None,
+            params=dict(ws.path_params),
+            request_path=ws.request.path,
+            response_before=ws.response,
+        )
+        await ws.accept()
+        seen["response_prepared"] = ws.response is not None and ws.response.prepared
+        ws.state.user = name
+        seen["state"] = ws.state.user
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect(
+        "/users/ann?tag=a&tag=b", headers={"X-Test": "yes", "Cookie": "session=s1"}
+    ) as ws:
+        await ws.receive(timeout=5)
+    assert seen == {
+        "path": "/users/ann",
+        "header": "yes",
+        "query": ["a", "b"],
+        "cookie": "s1",
+        "client_host": "127.0.0.1",
+        "params": {"name": "ann"},
+        "request_path": "/users/ann",
+        "response_before": None,
+        "response_prepared": True,
+        "state": "ann",
+    }
+
+
+async def test_accept_chooses_a_subprotocol_and_adds_headers(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    """accept(subprotocol=..., headers=...) reaches the client's handshake response."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        await ws.accept(subprotocol="chat.v2", headers={"X-Served-By": "aioendpoints"})
+        await ws.send(ws.subprotocol or "none")
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/", protocols=("chat.v1", "chat.v2")) as ws:
+        assert ws.protocol == "chat.v2"
+        assert await ws.receive_str(timeout=5) == "chat.v2"
+        assert ws._response.headers["X-Served-By"] == "aioendpoints"
+
+
+async def test_route_protocols_are_negotiated(aiohttp_client: AiohttpClient) -> None:
+    """The route's protocols option picks the first one the client offers."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/", protocols=["graphql-ws", "json"])
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send(str(ws.subprotocol))
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/", protocols=("json",)) as ws:
+        assert await ws.receive_str(timeout=5) == "json"
