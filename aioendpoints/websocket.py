@@ -379,11 +379,14 @@ class WebSocket:
         """Answer the peer's close frame: echo its code, or fail with 1002 if it is invalid."""
         reply = peer_close_reply(code)
         if reply == CloseCode.PROTOCOL_ERROR:
-            self._set_closed(reply, f"invalid close code {code}")
+            reason = f"invalid close code {code}"
+            self._set_closed(reply, reason)
+            message = reason.encode()
         else:
-            self._set_closed(code or CloseCode.NO_STATUS_RECEIVED, reason or "")
+            self._set_closed(code or CloseCode.NO_STATUS_RECEIVED, reason)
+            message = b""
         # The peer is likely to drop the connection now: do not wait to drain our writes.
-        await response.close(code=reply, drain=False)
+        await response.close(code=reply, message=message, drain=False)
 
     def _receive_failure(
         self, kind: WSMsgType, data: Any, extra: Any, expected: WSMsgType | None
@@ -504,6 +507,8 @@ class WebSocket:
             self._phase = _CLOSED
             self._close_code = code
             self._close_reason = reason
+            # Release the connection now rather than when the deadline would have passed.
+            self.authenticated()
 
     def _abort(self) -> None:
         """Mark the connection as dropped (1006) and drop the transport."""

@@ -253,6 +253,22 @@ async def test_function_view_sees_the_1002_failure(make_client: ClientFactory) -
     assert await asyncio.wait_for(seen, 5) == 1002
 
 
+async def test_1002_reply_names_the_invalid_code(make_client: ClientFactory) -> None:
+    """The 1002 close frame tells the peer which code was invalid."""
+    routes = WebSocketRoutes()
+    routes.add_websocket_route("/echo", recording_endpoint(Recorder()))
+    client = await make_client(app_with(routes))
+    ws = await client.ws_connect("/echo", autoclose=False)
+    await ws._writer.close(1006, b"")  # A raw close frame, so that we see the reply.
+    reply = await ws.receive(timeout=5)
+    assert (reply.type, reply.data, reply.extra) == (
+        WSMsgType.CLOSE,
+        1002,
+        "invalid close code 1006",
+    )
+    await ws.close()
+
+
 async def test_own_exception_maps_to_its_close_code(
     make_client: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
