@@ -358,3 +358,40 @@ async def test_max_connections_per_client_counts_each_address(aiohttp_server: An
         other = await other_address.ws_connect(url)
         await first.close()
         await other.close()
+
+
+def last_frame(data: bytes) -> tuple[int, bytes]:
+    """The opcode and payload of the last of the unmasked server frames in ``data``."""
+    position, frame = 0, (0, b"")
+    while position < len(data):
+        opcode, length = data[position] & 0x0F, data[position + 1] & 0x7F
+        position += 2
+        if length == 126:
+            length = int.from_bytes(data[position : position + 2], "big")
+            position += 2
+        elif length == 127:
+            length = int.from_bytes(data[position : position + 8], "big")
+            position += 8
+        frame = (opcode, data[position : position + length])
+        position += length
+    return frame
+
+
+async def test_slow_reader_that_catches_up_reads_the_1008_close_frame(
+    aiohttp_server: Any,
+) -> None:
+    """The 1008 close frame is queued behind the unread data, so a late reader still gets it."""
+    outcome: asyncio.Future[tuple[int, int, float]] = asyncio.get_running_loop().create_future()
+    server = await aiohttp_server(
+        flood_app(outcome, send_timeout=0.3, write_buffer_limit=64 * 1024)
+    )
+    reader, writer = await open_slow_reader(server.port)
+    try:
+        code, _, _ = await asyncio.wait_for(outcome, 10)
+        data = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    opcode, payload = last_frame(data)
+    assert code == 1008
+    assert (opcode, int.from_bytes(payload[:2], "big")) == (0x8, 1008)
+    assert payload[2:] == b"Send timeout: reader too slow"
