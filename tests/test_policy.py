@@ -292,6 +292,25 @@ async def test_own_exception_maps_to_its_close_code(
     assert not [record for record in caplog.records if record.exc_info]
 
 
+async def test_mapping_to_1011_keeps_the_traceback(
+    make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception mapped to 1011 sends its reason and still logs its traceback once."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/db", close_codes={ConnectionError: (1011, "database down")})
+    async def database(ws: WebSocket) -> None:
+        await ws.accept()
+        raise ConnectionRefusedError("no database")
+
+    client = await make_client(app_with(routes))
+    with caplog.at_level(logging.ERROR, logger="aioendpoints"):
+        async with client.ws_connect("/db") as ws:
+            message = await ws.receive()
+    assert (message.type, message.data, message.extra) == (WSMsgType.CLOSE, 1011, "database down")
+    assert len([record for record in caplog.records if record.exc_info]) == 1
+
+
 async def test_mapping_follows_the_exception_class_hierarchy(make_client: ClientFactory) -> None:
     """A subclass of a mapped exception maps to its parent's close code."""
     routes = WebSocketRoutes()
