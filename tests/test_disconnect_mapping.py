@@ -24,6 +24,10 @@ class FakeResponse:
     async def receive(self) -> WSMessage:
         return self.message
 
+    async def close(self, *, code: int, message: bytes = b"", drain: bool = True) -> bool:
+        self.closed_with = (code, message)
+        return True
+
 
 def open_websocket(message: WSMessage) -> WebSocket:
     websocket = WebSocket(make_mocked_request("GET", "/"))
@@ -37,7 +41,7 @@ def open_websocket(message: WSMessage) -> WebSocket:
     [
         (WSMessage(WSMsgType.CLOSE, 1000, ""), 1000, ""),
         (WSMessage(WSMsgType.CLOSE, 4002, "bye"), 4002, "bye"),
-        (WSMessage(WSMsgType.CLOSE, None, None), CloseCode.NO_STATUS_RECEIVED, ""),
+        (WSMessage(WSMsgType.CLOSE, 0, ""), CloseCode.NO_STATUS_RECEIVED, ""),
         (WSMessage(WSMsgType.CLOSED, None, None), CloseCode.ABNORMAL_CLOSURE, ""),
         (WSMessage(WSMsgType.CLOSING, None, None), CloseCode.ABNORMAL_CLOSURE, ""),
         (WSMessage(WSMsgType.ERROR, ConnectionResetError(), None), 1006, ""),
