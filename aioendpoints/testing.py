@@ -101,15 +101,13 @@ class WebSocketTestClient:
 
     # Receiving -----------------------------------------------------------------------------
 
-    async def receive(self, timeout: float | None = None) -> WSMessage:
+    async def receive(self) -> WSMessage:
         """Return the next message of any kind, close frames included."""
-        seconds = self.timeout if timeout is None else timeout
+        seconds = self.timeout
         try:
             return await self.response.receive(timeout=seconds)
         except TimeoutError:
-            raise AssertionError(
-                f"no message from {self.path} within {seconds:g} s"
-            ) from None
+            raise AssertionError(f"no message from {self.path} within {seconds:g} s") from None
 
     async def receive_text(self) -> str:
         """Return the next message, which must be a text frame."""
@@ -191,7 +189,8 @@ async def connect(
     client: TestClient[Any, Any],
     path: str,
     *,
-    timeout: float = DEFAULT_TIMEOUT,
+    # It bounds every later wait on the connection too, so asyncio.timeout() cannot replace it.
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109
     **ws_connect_options: Any,
 ) -> WebSocketTestClient:
     """Open a WebSocket to ``path`` on the test server behind ``client``.
@@ -203,7 +202,9 @@ async def connect(
         async with asyncio.timeout(timeout):
             response = await client.ws_connect(path, **ws_connect_options)
     except TimeoutError:
-        raise AssertionError(f"WebSocket handshake to {path} took more than {timeout:g} s") from None
+        raise AssertionError(
+            f"WebSocket handshake to {path} took more than {timeout:g} s"
+        ) from None
     return WebSocketTestClient(response, path=path, timeout=timeout)
 
 
@@ -238,7 +239,7 @@ def websocket_connect(
         app_or_client: web.Application | TestClient[Any, Any],
         path: str,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - as in connect()
         **ws_connect_options: Any,
     ) -> WebSocketTestClient:
         if isinstance(app_or_client, web.Application):
@@ -255,7 +256,9 @@ def websocket_connect(
 
 def _show(message: WSMessage) -> str:
     if message.type is WSMsgType.CLOSE:
-        return f"a close with code {message.data}" + (f" ({message.extra!r})" if message.extra else "")
+        return f"a close with code {message.data}" + (
+            f" ({message.extra!r})" if message.extra else ""
+        )
     if message.type in _ENDED:
         return f"the connection closing ({message.type.name})"
     kind = "text" if message.type is WSMsgType.TEXT else message.type.name.lower()

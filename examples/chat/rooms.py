@@ -9,6 +9,7 @@ for groups, and Redis behind them, without touching the endpoint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any, Final
 
 from aiohttp import web
@@ -52,10 +53,8 @@ class Rooms:
 
 
 async def _send_quietly(websocket: WebSocket, message: Any) -> None:
-    try:
+    with contextlib.suppress(WebSocketDisconnect):
         await websocket.send(message)
-    except WebSocketDisconnect:
-        pass
 
 
 #: The application's :class:`Rooms`.
