@@ -12,7 +12,7 @@ import aioendpoints  # noqa: E402 - importable only once the path above is set
 
 project = "aioendpoints"
 author = "The aioendpoints authors"
-copyright = "2026, the aioendpoints authors"  # noqa: A001 - the name Sphinx reads
+copyright = "2026, the aioendpoints authors"
 release = aioendpoints.__version__
 version = ".".join(release.split(".")[:2])
 

@@ -2,7 +2,9 @@
 
 Each ``.. code-block:: python`` in ``docs/*.rst`` is run on its own, in a fresh
 namespace whose ``__name__`` is not ``"__main__"`` (so a block may guard a blocking
-``web.run_app()`` call). The Sphinx build itself runs in tox's ``docs`` environment.
+``web.run_app()`` call). The one exception is a block marked ``:class: other-framework``:
+the "before" half of a migration example, which needs Bocadillo or Starlette. The
+Sphinx build itself runs in tox's ``docs`` environment.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(DOCS.glob("*.rst"))
 
 _DIRECTIVE = re.compile(r"^(?P<indent> *)\.\. (?P<name>code-block|literalinclude)::\s*(?P<arg>\S*)")
-_OPTION = re.compile(r"^ *:[\w-]+:")
+_OPTION = re.compile(r"^ *:(?P<name>[\w-]+):(?P<value>.*)$")
+#: Marks a migration example's "before" half, written for another framework.
+OTHER_FRAMEWORK = "other-framework"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class Block:
     line: int
     name: str
     argument: str
+    options: dict[str, str]
     body: str
 
     @property
@@ -50,16 +55,17 @@ def directives(page: Path) -> list[Block]:
         indent = len(match["indent"])
         body: list[str] = []
         index = number + 1
-        while index < len(lines) and _OPTION.match(lines[index]):
+        options = {}
+        while index < len(lines) and (option := _OPTION.match(lines[index])):
+            options[option["name"]] = option["value"].strip()
             index += 1
         for text in lines[index:]:
             if text.strip() and len(text) - len(text.lstrip()) <= indent:
                 break
             body.append(text)
         source = "\n".join(body)
-        blocks.append(
-            Block(page, number + 1, match["name"], match["arg"], _dedent(source).strip("\n"))
-        )
+        body_text = _dedent(source).strip("\n")
+        blocks.append(Block(page, number + 1, match["name"], match["arg"], options, body_text))
     return blocks
 
 
@@ -71,7 +77,8 @@ def _dedent(source: str) -> str:
 
 
 BLOCKS = [block for page in PAGES for block in directives(page)]
-PYTHON_BLOCKS = [b for b in BLOCKS if b.name == "code-block" and b.argument == "python"]
+ALL_PYTHON_BLOCKS = [b for b in BLOCKS if b.name == "code-block" and b.argument == "python"]
+PYTHON_BLOCKS = [b for b in ALL_PYTHON_BLOCKS if b.options.get("class") != OTHER_FRAMEWORK]
 INCLUDES = [b for b in BLOCKS if b.name == "literalinclude"]
 
 
@@ -89,6 +96,14 @@ def test_python_sample_runs(block: Block) -> None:
         exec(code, namespace)
     except Exception:
         pytest.fail(f"the sample at {block.where} failed:\n{traceback.format_exc()}")
+
+
+def test_only_migration_examples_are_not_run() -> None:
+    """Blocks exempt from running are the "before" halves on the migration page."""
+    exempt = [block for block in ALL_PYTHON_BLOCKS if block not in PYTHON_BLOCKS]
+    assert exempt, "the migration page shows Bocadillo and Starlette code"
+    assert {block.page.name for block in exempt} == {"migrating.rst"}
+    assert all(block.options.get("caption") in ("Bocadillo", "Starlette") for block in exempt)
 
 
 @pytest.mark.parametrize("block", INCLUDES, ids=lambda block: block.where)
