@@ -1,0 +1,162 @@
+// The chat page: join a room over a WebSocket, show who is there and what they say,
+// and reconnect with exponential back-off when the connection drops.
+
+const FIRST_RETRY_MS = 500;
+const MAX_RETRY_MS = 15000;
+// 1008 means the server refused what we sent (a bad name): retrying would not help.
+const DO_NOT_RETRY = new Set([1008]);
+
+const $ = (id) => document.getElementById(id);
+const status = $("status");
+const messageList = $("messages");
+
+let name = "";
+let room = "";
+let socket = null;
+let failedAttempts = 0;
+let hasConnected = false;
+let retryTimer = null;
+
+function showStatus(state, text) {
+  status.dataset.state = state;
+  status.textContent = text;
+}
+
+function roomUrl() {
+  // Same origin as the page, so the server's origin check lets it in.
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const query = new URLSearchParams({ name });
+  return `${scheme}//${location.host}/ws/rooms/${encodeURIComponent(room)}?${query}`;
+}
+
+function addLine(className, ...parts) {
+  const item = document.createElement("li");
+  item.className = className;
+  for (const [partClass, text] of parts) {
+    const span = document.createElement("span");
+    span.className = partClass;
+    span.textContent = text;
+    item.append(span);
+  }
+  messageList.append(item);
+  messageList.scrollTop = messageList.scrollHeight;
+}
+
+function showMembers(names) {
+  const list = $("members");
+  list.replaceChildren(
+    ...names.map((member) => {
+      const item = document.createElement("li");
+      item.textContent = member;
+      return item;
+    }),
+  );
+}
+
+function receive(event) {
+  let message;
+  try {
+    message = JSON.parse(event.data);
+  } catch {
+    addLine("error", ["text", `Unreadable message from the server: ${event.data}`]);
+    return;
+  }
+  switch (message.type) {
+    case "message": {
+      const time = new Date(message.time).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      addLine("message", ["time", time], ["name", message.name], ["text", message.text]);
+      break;
+    }
+    case "members":
+      showMembers(message.members);
+      break;
+    case "joined":
+      addLine("notice", ["text", `${message.name} joined`]);
+      break;
+    case "left":
+      addLine("notice", ["text", `${message.name} left`]);
+      break;
+    case "error":
+      addLine("error", ["text", `Not sent: ${message.error}`]);
+      break;
+    default:
+      addLine("error", ["text", `Unknown message from the server: ${event.data}`]);
+  }
+}
+
+function connect() {
+  retryTimer = null;
+  showStatus(
+    hasConnected ? "reconnecting" : "connecting",
+    hasConnected ? `Reconnecting to ${room} (attempt ${failedAttempts + 1})…` : `Connecting to ${room}…`,
+  );
+  socket = new WebSocket(roomUrl());
+  socket.addEventListener("open", () => {
+    const reconnected = hasConnected;
+    hasConnected = true;
+    failedAttempts = 0;
+    $("send-button").disabled = false;
+    if (reconnected) {
+      showStatus("connected", `Reconnected to ${room} as ${name}.`);
+      addLine("notice", ["text", "Reconnected."]);
+    } else {
+      showStatus("connected", `Connected to ${room} as ${name}.`);
+    }
+  });
+  socket.addEventListener("message", receive);
+  socket.addEventListener("close", (event) => {
+    $("send-button").disabled = true;
+    socket = null;
+    if (DO_NOT_RETRY.has(event.code)) {
+      showStatus("failed", `The server refused to connect: ${event.reason || event.code}`);
+      $("join").hidden = false;
+      $("chat").hidden = true;
+      hasConnected = false;
+      return;
+    }
+    scheduleReconnect(event);
+  });
+}
+
+function scheduleReconnect(event) {
+  // Exponential back-off with jitter, so that a restarted server is not hit by every
+  // page at the same instant.
+  const backOff = Math.min(FIRST_RETRY_MS * 2 ** failedAttempts, MAX_RETRY_MS);
+  const delay = Math.round(backOff * (0.8 + Math.random() * 0.4));
+  failedAttempts += 1;
+  const why = event.code === 1001 ? "the server is restarting" : `code ${event.code}`;
+  if (hasConnected && failedAttempts === 1) {
+    addLine("notice", ["text", `Connection lost (${why}).`]);
+  }
+  showStatus(
+    "reconnecting",
+    `Connection lost (${why}). Reconnecting in ${(delay / 1000).toFixed(1)} s…`,
+  );
+  retryTimer = setTimeout(connect, delay);
+}
+
+$("join").addEventListener("submit", (event) => {
+  event.preventDefault();
+  name = $("name").value.trim();
+  room = $("room").value.trim();
+  if (!name || !room) return;
+  $("join").hidden = true;
+  $("chat").hidden = false;
+  $("room-name").textContent = room;
+  messageList.replaceChildren();
+  showMembers([]);
+  failedAttempts = 0;
+  hasConnected = false;
+  if (retryTimer !== null) clearTimeout(retryTimer);
+  connect();
+  $("text").focus();
+});
+
+$("send").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = $("text");
+  const text = input.value.trim();
+  if (!text || socket === null || socket.readyState !== WebSocket.OPEN) return;
+  socket.send(JSON.stringify({ type: "message", text }));
+  input.value = "";
+});

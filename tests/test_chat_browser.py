@@ -1,0 +1,223 @@
+"""The chat demo in a real browser: headless Chromium driven by Playwright.
+
+The demo runs as the README starts it (``python -m aiohttp.web ... examples.chat:init_app``)
+on a free loopback port. Set ``AIOENDPOINTS_UPDATE_SCREENSHOT=1`` to refresh
+``docs/_static/chat.png`` from the run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.conftest import service_missing
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOT = ROOT / "docs" / "_static" / "chat.png"
+CHROMIUM = os.environ.get("AIOENDPOINTS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+# Playwright's waits are in milliseconds.
+WAIT_MS = 20_000
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    """A loopback port that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ChatServer:
+    """The demo, run as a subprocess with ``python -m aiohttp.web`` on a fixed port."""
+
+    def __init__(self, port: int, log_path: Path) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/"
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        command = [sys.executable, "-m", "aiohttp.web", "-H", "127.0.0.1", "-P", str(self.port)]
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [*command, "examples.chat:init_app"], cwd=ROOT, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                pytest.fail(f"the demo exited with {self._process.returncode}:\n{self.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            except OSError:
+                time.sleep(0.05)
+            else:
+                return
+        pytest.fail(f"the demo did not listen on port {self.port} within 15 s:\n{self.log()}")
+
+    def stop(self) -> None:
+        """Stop the server as Ctrl+C would, and wait for it to exit."""
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=5)
+        self._process = None
+
+    def log(self) -> str:
+        """Everything the server printed."""
+        return self.log_path.read_text(errors="replace")
+
+
+def server_errors(log: str) -> list[str]:
+    """Log records at ERROR or above, and tracebacks outside DEBUG records.
+
+    ``python -m aiohttp.web`` logs at DEBUG, and asyncio's debug mode (on under
+    PYTHONDEVMODE) logs a browser's connection reset as a DEBUG record with a traceback:
+    that is not a server error.
+    """
+    problems = []
+    level = ""
+    for line in log.splitlines():
+        record = re.match(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL):", line)
+        if record:
+            level = record[1]
+            if level in ("ERROR", "CRITICAL"):
+                problems.append(line)
+        elif line.startswith("Traceback") and level != "DEBUG":
+            problems.append(line)
+    return problems
+
+
+@pytest.fixture
+def chat_server(tmp_path: Path) -> Iterator[ChatServer]:
+    """The chat demo, served on a free loopback port for the test."""
+    server = ChatServer(free_port(), tmp_path / "server.log")
+    server.start()
+    yield server
+    server.stop()
+    assert not server_errors(server.log()), server.log()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium from the system, driven by Playwright."""
+    if not os.access(CHROMIUM, os.X_OK):
+        service_missing(f"Chromium not found at {CHROMIUM} (set AIOENDPOINTS_CHROMIUM)")
+    try:
+        from playwright.async_api import Error, async_playwright
+    except ImportError:
+        service_missing("the playwright package is not installed (pip install -e '.[test]')")
+        raise
+    async with async_playwright() as playwright:
+        try:
+            chromium = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS
+            )
+        except Error as error:
+            service_missing(f"Chromium at {CHROMIUM} did not start: {error}")
+            raise
+        yield chromium
+        await chromium.close()
+
+
+async def join(browser: Browser, url: str, name: str, room: str) -> Page:
+    """Open the chat in a new page and join ``room`` as ``name``."""
+    page = await browser.new_page(viewport={"width": 900, "height": 560})
+    await page.goto(url)
+    await page.fill("#name", name)
+    await page.fill("#room", room)
+    await page.click("#join-button")
+    await page.wait_for_selector('#status[data-state="connected"]', timeout=WAIT_MS)
+    assert await page.is_hidden("#join")
+    return page
+
+
+async def say(page: Page, text: str) -> None:
+    """Type ``text`` into the page's message box and send it."""
+    await page.fill("#text", text)
+    await page.click("#send-button")
+
+
+async def wait_for_message(page: Page, text: str) -> None:
+    """Wait until the page shows a chat message with ``text``."""
+    await page.locator("#messages li.message .text", has_text=text).wait_for(timeout=WAIT_MS)
+
+
+async def wait_for_members(page: Page, names: list[str]) -> None:
+    """Wait until the page lists exactly ``names`` as the room's members, in any order."""
+    await page.wait_for_function(
+        "names => JSON.stringify([...document.querySelectorAll('#members li')]"
+        ".map(li => li.textContent).sort()) === JSON.stringify(names)",
+        arg=sorted(names),
+        timeout=WAIT_MS,
+    )
+
+
+async def test_two_pages_chat_in_one_room(
+    chat_server: ChatServer, browser: Browser, tmp_path: Path
+) -> None:
+    """One page's message appears live on another page in the same room."""
+    ada = await join(browser, chat_server.url, "Ada", "browser-test")
+    bob = await join(browser, chat_server.url, "Bob", "browser-test")
+    await wait_for_members(ada, ["Ada", "Bob"])
+
+    await say(bob, "Hello from Bob")
+    await wait_for_message(ada, "Hello from Bob")
+    await say(ada, "Hi Bob, Ada here")
+    await wait_for_message(bob, "Hi Bob, Ada here")
+
+    screenshot = await ada.screenshot(path=str(tmp_path / "chat.png"))
+    assert screenshot.startswith(b"\x89PNG")
+    if os.environ.get("AIOENDPOINTS_UPDATE_SCREENSHOT") == "1":
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tmp_path / "chat.png", SCREENSHOT)
+
+
+async def test_pages_reconnect_after_a_server_restart(
+    chat_server: ChatServer, browser: Browser
+) -> None:
+    """After a restart the pages say the connection dropped, reconnect by themselves, chat."""
+    ada = await join(browser, chat_server.url, "Ada", "restart-test")
+    bob = await join(browser, chat_server.url, "Bob", "restart-test")
+    await wait_for_members(ada, ["Ada", "Bob"])
+
+    chat_server.stop()
+    for page in (ada, bob):
+        await page.wait_for_selector('#status[data-state="reconnecting"]', timeout=WAIT_MS)
+        assert "Connection lost" in await page.inner_text("#status")
+        assert await page.is_disabled("#send-button")
+
+    chat_server.start()
+    for page in (ada, bob):
+        await page.locator("#status", has_text="Reconnected").wait_for(timeout=WAIT_MS)
+        assert await page.get_attribute("#status", "data-state") == "connected"
+    await wait_for_members(bob, ["Ada", "Bob"])
+
+    await say(ada, "Back again")
+    await wait_for_message(bob, "Back again")
