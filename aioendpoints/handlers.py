@@ -187,7 +187,30 @@ async def _close_quietly(websocket: WebSocket, code: int, reason: str) -> None:
         websocket._abort()
 
 
+# Disconnect hooks that outlive their cancelled handler task, referenced until they end.
+_unfinished_hooks: set[asyncio.Future[None]] = set()
+
+
 async def _run_disconnect_hook(
+    websocket: WebSocket,
+    on_disconnect: Callable[[WebSocket, int], Awaitable[None]],
+    view: Any,
+) -> None:
+    """Run ``on_disconnect`` to its end, even if the task serving the connection is cancelled.
+
+    aiohttp cancels a handler's task when its client goes away (always in its test server,
+    and with ``handler_cancellation=True``); that must not cut the hook short.
+    """
+    hook = asyncio.ensure_future(_logging_errors(websocket, on_disconnect, view))
+    try:
+        await asyncio.shield(hook)
+    except asyncio.CancelledError:
+        _unfinished_hooks.add(hook)
+        hook.add_done_callback(_unfinished_hooks.discard)
+        raise
+
+
+async def _logging_errors(
     websocket: WebSocket,
     on_disconnect: Callable[[WebSocket, int], Awaitable[None]],
     view: Any,

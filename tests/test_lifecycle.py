@@ -283,3 +283,37 @@ async def test_disconnect_in_view_is_reported_once(aiohttp_client: AiohttpClient
     async with client.ws_connect("/") as ws:
         await ws.close(code=1001)
     await eventually(lambda: codes == [1001])
+
+
+async def test_on_disconnect_finishes_even_if_the_task_is_cancelled_again(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    """A second cancellation while on_disconnect awaits does not cut the hook short."""
+    routes = WebSocketRoutes()
+    hook_started = asyncio.Event()
+    finished: list[int] = []
+    started = asyncio.Event()
+
+    @routes.websocket_route("/")
+    class SlowGoodbye(WebSocketEndpoint):
+        async def on_connect(self, ws: WebSocket) -> None:
+            await ws.accept()
+            started.set()
+
+        async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
+            hook_started.set()
+            await asyncio.sleep(0.2)
+            finished.append(close_code)
+
+    app = make_app(routes)
+    client = await aiohttp_client(app)
+    async with client.ws_connect("/"):
+        await asyncio.wait_for(started.wait(), 5)
+        (task,) = app[aioendpoints.CONNECTIONS_KEY]._connections.values()
+        assert task is not None
+        task.cancel()
+        await asyncio.wait_for(hook_started.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+    await eventually(lambda: finished == [CloseCode.ABNORMAL_CLOSURE])
