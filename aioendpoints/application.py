@@ -9,6 +9,8 @@ from typing import Final
 
 from aiohttp import web
 
+from .broadcast.groups import Broadcast
+from .broadcast.groups import install as install_broadcast
 from .close_codes import CloseCode
 from .websocket import WebSocket
 
@@ -70,12 +72,21 @@ class ConnectionRegistry:
 CONNECTIONS_KEY: Final = web.AppKey("aioendpoints.connections", ConnectionRegistry)
 
 
-def setup(app: web.Application, *, shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
+def setup(
+    app: web.Application,
+    *,
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    broadcast: str | Broadcast = "memory://",
+) -> None:
     """Install aioendpoints' app-wide parts on ``app``.
 
     * a :class:`ConnectionRegistry` of open connections, as ``app[CONNECTIONS_KEY]``;
     * graceful shutdown: when the app shuts down, every open connection is closed with
-      1001 (going away) and its view gets ``shutdown_timeout`` seconds to end.
+      1001 (going away) and its view gets ``shutdown_timeout`` seconds to end;
+    * groups and broadcast (:meth:`WebSocket.join`, :func:`publish`) over ``broadcast``:
+      ``"memory://"`` (one process) or ``"redis://host:port/db"`` (every process sharing
+      that Redis), or a :class:`~aioendpoints.broadcast.Broadcast`; it starts and stops
+      with the app.
 
     Routes work without it; call it once, before the app starts.
     """
@@ -83,6 +94,7 @@ def setup(app: web.Application, *, shutdown_timeout: float = DEFAULT_SHUTDOWN_TI
         raise RuntimeError("aioendpoints.setup() was already called for this application")
     app[CONNECTIONS_KEY] = ConnectionRegistry(shutdown_timeout=shutdown_timeout)
     app.on_shutdown.append(_close_connections)
+    install_broadcast(app, broadcast)
 
 
 async def _close_connections(app: web.Application) -> None:

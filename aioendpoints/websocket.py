@@ -22,6 +22,7 @@ from .refusals import http_error
 
 if TYPE_CHECKING:
     from .application import ConnectionRegistry
+    from .broadcast.frames import Message
 
 __all__ = ["Address", "WebSocket"]
 
@@ -54,6 +55,7 @@ class WebSocket:
     __slots__ = (
         "_close_code",
         "_close_reason",
+        "_groups",
         "_options",
         "_phase",
         "_receive_frame",
@@ -87,6 +89,7 @@ class WebSocket:
         self._close_reason = ""
         self._state: SimpleNamespace | None = None
         self._registry: ConnectionRegistry | None = None
+        self._groups: tuple[str, ...] = ()  # joined groups; see aioendpoints.broadcast
         self.receive_type = self._options.receive_type
         self.send_type = self._options.send_type
 
@@ -361,6 +364,33 @@ class WebSocket:
         except ConnectionResetError:
             self._set_closed(CloseCode.ABNORMAL_CLOSURE, "")
             raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE) from None
+
+    # Groups ------------------------------------------------------------------------------
+
+    async def join(self, group: str) -> None:
+        """Join ``group``: from now on, messages published to it reach this connection.
+
+        The connection leaves all its groups when it ends, however it ends.
+        """
+        from .broadcast.groups import broadcast_for
+
+        await broadcast_for(self).join(self, group)
+
+    async def leave(self, group: str) -> None:
+        """Leave ``group``; leaving a group this connection is not in does nothing."""
+        from .broadcast.groups import broadcast_for
+
+        await broadcast_for(self).leave(self, group)
+
+    async def publish(self, group: str, message: Message, *, exclude_self: bool = False) -> None:
+        """Send ``message`` to every member of ``group``, in every process.
+
+        ``dict``/``list`` go as JSON text, ``str`` as text, bytes as binary. This connection
+        gets it too when it is a member, unless ``exclude_self`` is true.
+        """
+        from .broadcast.groups import broadcast_for
+
+        await broadcast_for(self).publish(group, message, exclude=self if exclude_self else None)
 
     # Closing -----------------------------------------------------------------------------
 
