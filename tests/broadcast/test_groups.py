@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import pytest
@@ -130,7 +130,7 @@ async def test_endpoint_joins_declared_groups(
 
     @routes.websocket_route("/lobby")
     class Lobby(WebSocketEndpoint):
-        groups = [group]
+        groups: ClassVar[list[str]] = [group]
 
     app = make_app(broadcast_url)
     app.add_routes(routes)
@@ -174,7 +174,8 @@ async def test_member_leaves_when_connection_drops(chat: ChatServers, group: str
     """A connection that drops without a close frame leaves its groups."""
     member = await chat.connect(group)
     connection = member._response.connection
-    assert connection is not None and connection.transport is not None
+    assert connection is not None
+    assert connection.transport is not None
     connection.transport.abort()
     await chat.wait_members(group, 0)
 
@@ -199,5 +200,6 @@ async def test_member_leaves_when_view_fails(
     await ChatServers(client, client).wait_members(group, 1)
     await member.send_str("go")
     closing = await member.receive(timeout=RECEIVE_TIMEOUT)
-    assert closing.type is aiohttp.WSMsgType.CLOSE and closing.data == 1011
+    assert closing.type is aiohttp.WSMsgType.CLOSE
+    assert closing.data == 1011
     await ChatServers(client, client).wait_members(group, 0)
