@@ -7,8 +7,10 @@ The clients live in this process; each server is a separate process (this file w
 message to all of them and waits until every client has it. Reported per way:
 
 * **time to all**: from the publish request to the last client's receipt (median, p90);
-* **server CPU per delivered message**: the server's process CPU time over the rounds,
-  divided by the messages delivered (includes the one HTTP request per round);
+* **server CPU per delivered message**: the members' server's process CPU time (user and
+  system: on loopback, the kernel's TCP work is charged to the sender) over the rounds,
+  less that of as many rounds that send nothing (the HTTP requests that drive a round),
+  divided by the messages delivered;
 * **server memory per connection**: the server's RSS growth from 0 to N connected clients.
 
 Ways compared, over the same sockets where they share a server:
@@ -76,6 +78,17 @@ def server_app(broadcast: str | None, size: int) -> web.Application:
 
     routes = WebSocketRoutes()
 
+    @routes.websocket_route("/idle", compress=False)
+    async def idle(ws: WebSocket) -> None:
+        await ws.accept()
+        assert ws.response is not None
+        sockets.append(ws.response)
+        try:
+            async for _ in ws:
+                pass
+        finally:
+            sockets.remove(ws.response)
+
     @routes.websocket_route("/ws", compress=False)
     async def member(ws: WebSocket) -> None:
         await ws.accept()
@@ -90,7 +103,9 @@ def server_app(broadcast: str | None, size: int) -> web.Application:
 
     async def publish(request: web.Request) -> web.Response:
         message = {"round": int(request.query["round"]), "text": padding}
-        if request.query["way"] == "plain":
+        if request.query["way"] == "nothing":
+            pass  # measures what a round costs besides the fan-out
+        elif request.query["way"] == "plain":
             text = json.dumps(message)
             for ws in sockets:
                 await ws.send_str(text)
@@ -101,7 +116,13 @@ def server_app(broadcast: str | None, size: int) -> web.Application:
     async def stats(request: web.Request) -> web.Response:
         # A full collection costs milliseconds: only when memory is asked for.
         rss = resident_memory() if "memory" in request.query else 0
-        return web.json_response({"cpu": time.process_time(), "rss": rss, "sockets": len(sockets)})
+        return web.json_response(
+            {
+                "cpu": time.process_time(),
+                "rss": rss,
+                "sockets": len(sockets),
+            }
+        )
 
     if broadcast is not None:
         aioendpoints.setup(app, broadcast=broadcast)
@@ -272,25 +293,50 @@ async def measure(
     members_base: str,
     publish_base: str,
     rounds: int,
+    overhead: float = 0.0,
 ) -> Result:
-    """Publish ``rounds`` messages one at a time; time each until all clients have it."""
-    count = len(clients.sockets)
+    """Publish ``rounds`` messages one at a time; time each until all clients have it.
+
+    ``overhead`` is the server CPU time of a round that sends nothing (its HTTP requests),
+    subtracted so that the CPU figure is the fan-out's alone.
+    """
+    count = len(clients.sockets) if way != "nothing" else 0
     times: list[float] = []
     cpu = 0.0
     for number in range(WARMUP_ROUNDS + rounds):
         clients.expect(count)
-        before = (await stats(session, members_base))["cpu"]
+        if count == 0:
+            clients.all_received.set()
+        before = await stats(session, members_base)
         started = time.perf_counter()
         url = f"{publish_base}/publish?way={way}&round={number}"
         async with session.post(url) as response:
             assert response.status == 204, await response.text()
         await asyncio.wait_for(clients.all_received.wait(), ROUND_TIMEOUT)
         elapsed = time.perf_counter() - started
-        after = (await stats(session, members_base))["cpu"]
+        after = await stats(session, members_base)
         if number >= WARMUP_ROUNDS:
             times.append(elapsed)
-            cpu += after - before
-    return Result(label, times, cpu / (rounds * count))
+            cpu += after["cpu"] - before["cpu"]
+    per_round = cpu / rounds - overhead
+    return Result(label, times, per_round / count if count else per_round)
+
+
+async def fan_out(
+    way: str,
+    label: str,
+    clients: Clients,
+    session: aiohttp.ClientSession,
+    members_base: str,
+    publish_base: str,
+    rounds: int,
+) -> Result:
+    """Measure one way, less the server CPU of rounds that send nothing."""
+    nothing = await measure("nothing", "", clients, session, members_base, publish_base, rounds)
+    return await measure(
+        way, label, clients, session, members_base, publish_base, rounds,
+        nothing.cpu_per_message,
+    )  # fmt: skip
 
 
 async def run(arguments: argparse.Namespace) -> list[Result]:
@@ -300,8 +346,8 @@ async def run(arguments: argparse.Namespace) -> list[Result]:
         aiohttp.ClientSession(connector=connector) as session,
         redis_server(arguments.redis_url) as redis_url,
     ):
-        phases: list[tuple[str | None, str]] = [(None, "/raw"), ("memory://", "/ws")]
-        phases.append((redis_url, "/ws"))
+        phases: list[tuple[str | None, str]] = [(None, "/raw"), ("memory://", "/idle")]
+        phases += [("memory://", "/ws"), (redis_url, "/ws")]
         for broadcast, path in phases:
             async with server(broadcast, arguments.size) as base:
                 idle_rss = (await stats(session, base, memory=True))["rss"]
@@ -311,47 +357,39 @@ async def run(arguments: argparse.Namespace) -> list[Result]:
                 rss = (await stats(session, base, memory=True))["rss"]
                 per_connection = (rss - idle_rss) / arguments.clients
                 name = {None: "raw aiohttp", "memory://": "memory://"}.get(broadcast, "redis")
-                plain = await measure(
+                if path == "/idle":
+                    results.append(Result("aioendpoints, no group (idle)", [], 0, per_connection))
+                    await clients.close()
+                    continue
+
+                rounds = arguments.rounds
+                plain = await fan_out(
                     "plain", f"plain send_str ({name} server)", clients, session, base, base,
-                    arguments.rounds,
+                    rounds,
                 )  # fmt: skip
                 plain.memory_per_connection = per_connection
                 results.append(plain)
                 if broadcast == "memory://":
+                    way = "memory://"
                     results.append(
-                        await measure(
-                            "publish", "memory://", clients, session, base, base, arguments.rounds
-                        )
+                        await fan_out("publish", way, clients, session, base, base, rounds)
                     )
                 elif broadcast is not None:
+                    way = "redis, same process"
                     results.append(
-                        await measure(
-                            "publish",
-                            "redis, same process",
-                            clients,
-                            session,
-                            base,
-                            base,
-                            arguments.rounds,
-                        )
+                        await fan_out("publish", way, clients, session, base, base, rounds)
                     )
                     async with server(broadcast, arguments.size) as publisher:
+                        way = "redis, other process"
                         results.append(
-                            await measure(
-                                "publish",
-                                "redis, other process",
-                                clients,
-                                session,
-                                base,
-                                publisher,
-                                arguments.rounds,
-                            )
+                            await fan_out("publish", way, clients, session, base, publisher, rounds)
                         )
                 await clients.close()
     return results
 
 
 def report(results: list[Result], arguments: argparse.Namespace) -> str:
+    """The results as a table."""
     lines = [
         f"Fan-out of one {arguments.size}-character JSON message to {arguments.clients} "
         f"clients, {arguments.rounds} rounds after {WARMUP_ROUNDS} warm-up",
@@ -360,13 +398,16 @@ def report(results: list[Result], arguments: argparse.Namespace) -> str:
         f"{'way':38} {'time to all, median':>20} {'p90':>9} {'server CPU/msg':>15} {'RSS/conn':>9}",
     ]
     for result in results:
-        times = sorted(result.times)
-        p90 = times[min(len(times) - 1, int(len(times) * 0.9))]
         memory = (
-            f"{result.memory_per_connection / 1024:.1f} KiB"
+            f"{result.memory_per_connection / 1024:.2f} KiB"
             if result.memory_per_connection is not None
             else ""
         )
+        times = sorted(result.times)
+        if not times:
+            lines.append(f"{result.way:38} {'':>20} {'':>9} {'':>15} {memory:>9}")
+            continue
+        p90 = times[min(len(times) - 1, int(len(times) * 0.9))]
         lines.append(
             f"{result.way:38} {statistics.median(times) * 1e3:17.2f} ms {p90 * 1e3:6.2f} ms "
             f"{result.cpu_per_message * 1e6:12.2f} µs {memory:>9}"
