@@ -135,8 +135,10 @@ class Broadcast:
                 if group not in self._subscribed:
                     await self.backend.subscribe(group)
                     self._subscribed.add(group)
-        # The connection may have ended while the subscription was made.
+        # The connection may have ended, or joined, while the subscription was made.
         websocket._open_response()
+        if group in websocket._groups:
+            return
         self._members.setdefault(group, {})[websocket] = transport
         websocket._groups = (*websocket._groups, group)
 
