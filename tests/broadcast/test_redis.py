@@ -55,10 +55,13 @@ async def test_messages_cross_gunicorn_workers(redis_url: str, group: str) -> No
         aiohttp.ClientSession() as session,
     ):
         by_worker: dict[int, Any] = {}
-        for _ in range(100):  # the kernel picks the worker: connect until both are seen
+        # The kernel picks the worker, and the second may still be booting: connect until
+        # both are seen, for at most about 20 seconds.
+        for _ in range(400):
             ws, pid = await join(session, base, group)
             if pid in by_worker:
                 await ws.close()
+                await asyncio.sleep(0.05)
             else:
                 by_worker[pid] = ws
             if len(by_worker) == 2:
