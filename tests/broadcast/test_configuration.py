@@ -46,6 +46,12 @@ def test_buffer_limit_must_be_a_size() -> None:
         Broadcast(buffer_limit=-1)
 
 
+def test_backend_must_be_a_url_or_a_backend() -> None:
+    """A backend that is neither a URL nor a BroadcastBackend raises TypeError naming it."""
+    with pytest.raises(TypeError, match="42"):
+        Broadcast(42)  # type: ignore[arg-type]
+
+
 def test_slow_member_close_code_must_be_sendable() -> None:
     """``close_slow_member`` refuses a code that cannot go in a close frame."""
     with pytest.raises(ValueError, match="1006"):

@@ -119,6 +119,20 @@ async def test_publish_while_redis_is_down_raises(
         await aioendpoints.publish(app, group, {"text": "lost?"})
 
 
+async def test_join_while_redis_is_down_raises(
+    own_redis: RedisServer, aiohttp_client: Any, group: str
+) -> None:
+    """Joining a new group without Redis fails the view (1011) instead of joining deaf."""
+    client = await aiohttp_client(make_app(own_redis.url))
+    member = await ChatServers(client, client).connect()
+    own_redis.kill()
+    await member.send_json({"join": group})
+    closing = await member.receive(timeout=10)
+    assert closing.type is aiohttp.WSMsgType.CLOSE
+    assert closing.data == 1011
+    assert aioendpoints.group_members(client.server.app, group) == frozenset()
+
+
 async def test_one_pubsub_connection_per_process(
     own_redis: RedisServer, aiohttp_client: Any, group: str
 ) -> None:
