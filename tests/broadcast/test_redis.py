@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -150,13 +151,9 @@ async def test_shutdown_leaves_no_connection_or_task(own_redis: RedisServer, gro
     member = await ChatServers(client, client).connect(group)
     await aioendpoints.publish(client.server.app, group, {"text": "bye"})
     assert await receive_json(member) == {"text": "bye"}
+    assert _library_tasks() != []  # the subscription reader, while running
     await client.close()
-    leftovers = [
-        task
-        for task in asyncio.all_tasks()
-        if "aioendpoints" in repr(task.get_coro()) and task is not asyncio.current_task()
-    ]
-    assert leftovers == []
+    assert _library_tasks() == []
     for _ in range(50):
         if await _clients(own_redis.url) == 1:  # only the one asking
             break
@@ -172,6 +169,17 @@ async def test_startup_fails_when_redis_is_unreachable() -> None:
             await server.start_server()
     finally:
         await server.close()
+
+
+def _library_tasks() -> list[asyncio.Task[Any]]:
+    """The running tasks whose code is aioendpoints'."""
+    package = str(Path(aioendpoints.__file__).parent)
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if getattr(task.get_coro(), "cr_code", None) is not None
+        and task.get_coro().cr_code.co_filename.startswith(package)  # type: ignore[union-attr]
+    ]
 
 
 async def _clients(url: str) -> int:
