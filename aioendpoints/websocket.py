@@ -10,6 +10,7 @@ from aiohttp import WebSocketError, WSMsgType, web
 from multidict import CIMultiDictProxy, MultiMapping
 from yarl import URL
 
+from .broadcast.groups import broadcast_for
 from .close_codes import CloseCode, is_sendable_close_code
 from .exceptions import (
     InvalidData,
@@ -372,14 +373,10 @@ class WebSocket:
 
         The connection leaves all its groups when it ends, however it ends.
         """
-        from .broadcast.groups import broadcast_for
-
         await broadcast_for(self).join(self, group)
 
     async def leave(self, group: str) -> None:
         """Leave ``group``; leaving a group this connection is not in does nothing."""
-        from .broadcast.groups import broadcast_for
-
         await broadcast_for(self).leave(self, group)
 
     async def publish(self, group: str, message: Message, *, exclude_self: bool = False) -> None:
@@ -388,8 +385,6 @@ class WebSocket:
         ``dict``/``list`` go as JSON text, ``str`` as text, bytes as binary. This connection
         gets it too when it is a member, unless ``exclude_self`` is true.
         """
-        from .broadcast.groups import broadcast_for
-
         await broadcast_for(self).publish(group, message, exclude=self if exclude_self else None)
 
     # Closing -----------------------------------------------------------------------------
