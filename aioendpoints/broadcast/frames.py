@@ -14,6 +14,7 @@ __all__ = ["Message", "encode_message", "server_frame"]
 #: What can be published: ``dict``/``list`` (sent as JSON text), ``str`` (text), or bytes.
 Message = dict[str, Any] | list[Any] | str | bytes | bytearray | memoryview
 
+#: Frame opcodes (RFC 6455 §5.2).
 TEXT = int(WSMsgType.TEXT)
 BINARY = int(WSMsgType.BINARY)
 
