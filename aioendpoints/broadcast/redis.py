@@ -50,15 +50,27 @@ class RedisBackend(BroadcastBackend):
         *,
         # Timeouts, in seconds
         connect_timeout: float = 5.0,
+        command_timeout: float = 5.0,
         subscribe_timeout: float = 5.0,
+        health_check_interval: float = 15.0,
         # Reconnection backoff, in seconds
         reconnect_delay: float = 0.1,
         max_reconnect_delay: float = 5.0,
     ) -> None:
         self.url = url
+        #: Seconds to wait for a TCP connection to Redis.
         self.connect_timeout = connect_timeout
+        #: Seconds to wait for Redis to answer a command such as PUBLISH.
+        self.command_timeout = command_timeout
+        #: Seconds to wait for Redis to confirm a subscription.
         self.subscribe_timeout = subscribe_timeout
+        #: After this many quiet seconds the subscription connection is pinged; no answer
+        #: within as many seconds again counts as a lost connection (a frozen Redis or a
+        #: half-open TCP connection sends no error of its own).
+        self.health_check_interval = health_check_interval
+        #: Seconds before the first reconnection attempt; doubled after each failure.
         self.reconnect_delay = reconnect_delay
+        #: The longest wait between reconnection attempts, in seconds.
         self.max_reconnect_delay = max_reconnect_delay
         self._where = _redacted(url)
         self._origin = os.urandom(_ORIGIN_SIZE)
@@ -86,6 +98,7 @@ class RedisBackend(BroadcastBackend):
             self.url,
             retry=Retry(NoBackoff(), 0),
             socket_connect_timeout=self.connect_timeout,
+            socket_timeout=self.command_timeout,
             socket_keepalive=True,
         )
         self._client = client
@@ -196,14 +209,31 @@ class RedisBackend(BroadcastBackend):
 
     async def _read_forever(self) -> None:
         while True:
-            assert self._pubsub is not None
+            pubsub = self._pubsub
+            assert pubsub is not None
             try:
-                message = await self._pubsub.get_message(timeout=None)
+                message = await pubsub.get_message(timeout=self.health_check_interval)
+                if message is None:
+                    await self._check_alive(pubsub)
+                    continue
             except _REDIS_ERRORS as error:
                 await self._recover(error)
                 continue
-            if message is not None:
-                self._handle(message)
+            self._handle(message)
+
+    async def _check_alive(self, pubsub: PubSub) -> None:
+        """PING a quiet subscription; raise TimeoutError if Redis does not answer in time."""
+        await pubsub.ping()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.health_check_interval
+        while (remaining := deadline - loop.time()) > 0:
+            message = await pubsub.get_message(timeout=remaining)
+            if message is None:
+                continue
+            if message["type"] == "pong":
+                return
+            self._handle(message)
+        raise TimeoutError(f"Redis did not answer a PING within {self.health_check_interval} s")
 
     async def _recover(self, error: BaseException) -> None:
         """Reconnect with backoff after the subscription dropped, logging the gap."""
@@ -245,6 +275,8 @@ class RedisBackend(BroadcastBackend):
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
+        if kind == "pong":
+            return
         channel: bytes = message["channel"]
         if kind == "message":
             data: bytes = message["data"]
