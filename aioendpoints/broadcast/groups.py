@@ -194,27 +194,35 @@ class Broadcast:
         opcode, payload = encode_message(message, self._dumps)
         if self.backend.distributed:
             await self.backend.publish(group, opcode, payload)
-        self._deliver(group, opcode, payload, exclude)
+        if self._deliver(group, opcode, payload, exclude):
+            # Some members have unsent data: let the event loop flush it before the next
+            # publish, or a publisher in a tight loop makes every member look slow.
+            await asyncio.sleep(0)
 
     def _receive(self, group: str, opcode: int, payload: bytes) -> None:
         self._deliver(group, opcode, payload, None)
 
-    def _deliver(self, group: str, opcode: int, payload: bytes, exclude: WebSocket | None) -> None:
+    def _deliver(self, group: str, opcode: int, payload: bytes, exclude: WebSocket | None) -> bool:
+        """Write the message to each local member; tell whether some have a backlog."""
         members = self._members.get(group)
         if not members:
-            return
+            return False
         frame = server_frame(opcode, payload)
         limit = self.buffer_limit
+        backlog = False
         for websocket, transport in members.items():
             if websocket is exclude or websocket.closed or transport.is_closing():
                 continue
             response = websocket.response
             if response is None or response.closed:
                 continue
-            if transport.get_write_buffer_size() > limit:
+            unsent = transport.get_write_buffer_size()
+            if unsent > limit:
                 self._too_slow(websocket, transport)
                 continue
             transport.write(frame)
+            backlog = backlog or transport.get_write_buffer_size() > 0
+        return backlog
 
     def _too_slow(self, websocket: WebSocket, transport: asyncio.Transport) -> None:
         if websocket in self._policies:
