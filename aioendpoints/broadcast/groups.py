@@ -2,8 +2,9 @@
 
 A message is serialised once and framed once; the same frame bytes are written to each
 member's transport without waiting, so one slow or dead member never delays the others.
-What a member has not read yet stays in its transport's buffer; a member whose buffer is
-over :attr:`Broadcast.buffer_limit` misses messages and is handed to the slow-member policy.
+What a member has not read yet stays in its transport's buffer. A member that stays over
+:attr:`Broadcast.buffer_limit` for :attr:`Broadcast.slow_member_timeout` seconds, or goes
+over four times the limit, is handed to the slow-member policy and gets no more messages.
 """
 
 from __future__ import annotations
@@ -38,19 +39,24 @@ __all__ = [
 
 logger = logging.getLogger("aioendpoints.broadcast")
 
-#: Default bytes a member may leave unread before the slow-member policy applies (512 KiB).
+#: Default bytes a member may leave unread for a while (512 KiB).
 DEFAULT_BUFFER_LIMIT = 512 * 1024
+#: Default seconds a member may stay over the buffer limit.
+DEFAULT_SLOW_MEMBER_TIMEOUT = 2.0
+#: Over this many times the buffer limit, a member is slow at once: memory stays bounded.
+HARD_LIMIT_FACTOR = 4
 
 
 class Broadcast:
     """The groups of one application: local membership, fan-out, and a backend.
 
     :func:`aioendpoints.setup` makes one from its ``broadcast`` URL; build one yourself
-    to change the buffer limit or the slow-member policy::
+    to change how slow members are handled::
 
         aioendpoints.setup(app, broadcast=Broadcast(
             "redis://127.0.0.1:6379/0",
             buffer_limit=64 * 1024,
+            slow_member_timeout=5.0,
             on_slow_member=close_slow_member(CloseCode.POLICY_VIOLATION),
         ))
     """
@@ -60,6 +66,7 @@ class Broadcast:
         backend: str | BroadcastBackend = "memory://",
         *,
         buffer_limit: int = DEFAULT_BUFFER_LIMIT,
+        slow_member_timeout: float = DEFAULT_SLOW_MEMBER_TIMEOUT,
         on_slow_member: SlowMemberPolicy | None = None,
         dumps: JSONDumps = default_dumps,
     ) -> None:
@@ -69,13 +76,24 @@ class Broadcast:
             raise TypeError(f"backend must be a URL or a BroadcastBackend, got {backend!r}")
         if isinstance(buffer_limit, bool) or not isinstance(buffer_limit, int) or buffer_limit < 0:
             raise ValueError(f"buffer_limit must be a non-negative int, got {buffer_limit!r}")
+        if (
+            isinstance(slow_member_timeout, bool)
+            or not isinstance(slow_member_timeout, int | float)
+            or slow_member_timeout < 0
+        ):
+            raise ValueError(
+                f"slow_member_timeout must be a non-negative number, got {slow_member_timeout!r}"
+            )
         if on_slow_member is not None and not callable(on_slow_member):
             raise TypeError(f"on_slow_member must be an async function, got {on_slow_member!r}")
         #: Carries messages to and from the other processes.
         self.backend = backend
-        #: Unsent bytes a member may have before it misses messages and the policy applies.
+        #: Unsent bytes a member may have for up to :attr:`slow_member_timeout` seconds
+        #: (and up to four times as many for no time at all).
         self.buffer_limit = buffer_limit
-        #: What to do with a member over the limit; closes it with 1013 by default.
+        #: Seconds a member may stay over :attr:`buffer_limit` before the policy applies.
+        self.slow_member_timeout = float(slow_member_timeout)
+        #: What to do with a member that stays behind; closes it with 1013 by default.
         self.on_slow_member = on_slow_member or close_slow_member()
         self._dumps = dumps
         self._members: dict[str, dict[WebSocket, asyncio.Transport]] = {}
@@ -84,6 +102,7 @@ class Broadcast:
         self._unused_groups: set[str] = set()
         self._pruner: asyncio.Task[None] | None = None
         self._policies: dict[WebSocket, asyncio.Task[None]] = {}
+        self._over_limit_since: dict[WebSocket, float] = {}  # members behind, and since when
 
     def __repr__(self) -> str:
         return f"<Broadcast {self.backend!r} groups={len(self._members)}>"
@@ -154,6 +173,7 @@ class Broadcast:
     def leave_all(self, websocket: WebSocket) -> None:
         """Remove ``websocket`` from all its groups; called when its connection ends."""
         groups, websocket._groups = websocket._groups, ()
+        self._over_limit_since.pop(websocket, None)
         for group in groups:
             self._remove(websocket, group)
         if self._unused_groups and (self._pruner is None or self._pruner.done()):
@@ -209,30 +229,43 @@ class Broadcast:
             return False
         frame = server_frame(opcode, payload)
         limit = self.buffer_limit
+        behind = self._over_limit_since
         backlog = False
         for websocket, transport in members.items():
             if websocket is exclude or websocket.closed or transport.is_closing():
                 continue
             response = websocket.response
-            if response is None or response.closed:
+            if response is None or response.closed or websocket in self._policies:
                 continue
             unsent = transport.get_write_buffer_size()
             if unsent > limit:
-                self._too_slow(websocket, transport)
-                continue
+                if self._stays_behind(websocket, unsent):
+                    self._too_slow(websocket, transport)
+                    continue
+            elif behind:
+                behind.pop(websocket, None)  # caught up
             transport.write(frame)
             backlog = backlog or transport.get_write_buffer_size() > 0
         return backlog
 
+    def _stays_behind(self, websocket: WebSocket, unsent: int) -> bool:
+        """Whether a member over the limit has been so for too long, or is too far over."""
+        now = asyncio.get_running_loop().time()
+        since = self._over_limit_since.setdefault(websocket, now)
+        return (
+            now - since >= self.slow_member_timeout
+            or unsent > self.buffer_limit * HARD_LIMIT_FACTOR
+        )
+
     def _too_slow(self, websocket: WebSocket, transport: asyncio.Transport) -> None:
-        if websocket in self._policies:
-            return
+        behind_for = asyncio.get_running_loop().time() - self._over_limit_since.pop(websocket)
         logger.warning(
-            "WebSocket %r has %d unsent bytes, over the broadcast buffer limit of %d: "
-            "it misses messages and gets %s",
+            "WebSocket %r has %d unsent bytes, over the broadcast buffer limit of %d for "
+            "%.1f s: it gets no more messages and gets %s",
             websocket,
             transport.get_write_buffer_size(),
             self.buffer_limit,
+            behind_for,
             getattr(self.on_slow_member, "__qualname__", self.on_slow_member),
         )
         task = asyncio.ensure_future(self._apply_policy(websocket))
@@ -244,6 +277,7 @@ class Broadcast:
             await self.on_slow_member(websocket)
         except Exception:
             logger.exception("Error in the slow-member policy for %r", websocket)
+        # A policy that keeps the member open lets it receive again once it has caught up.
 
 
 #: The :class:`Broadcast` that :func:`aioendpoints.setup` installs on an application.

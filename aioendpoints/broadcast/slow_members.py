@@ -16,8 +16,9 @@ __all__ = ["SlowMemberPolicy", "close_slow_member"]
 
 logger = logging.getLogger("aioendpoints.broadcast")
 
-#: Called with a member whose outgoing buffer is over the limit. While it is over, it
-#: misses the group's messages; the default policy closes it.
+#: Called with a member that stayed over its buffer limit too long. Until the policy has
+#: returned and the member has caught up, it misses the group's messages; the default
+#: policy closes it.
 SlowMemberPolicy = Callable[["WebSocket"], Awaitable[None]]
 
 

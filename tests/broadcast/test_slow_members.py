@@ -38,7 +38,11 @@ async def test_slow_member_is_closed_and_others_get_everything(
     close_code: int,
 ) -> None:
     """A client that never reads is closed by the policy while a reading one misses nothing."""
-    members_app = make_app(Broadcast(broadcast_url, buffer_limit=64 * 1024, on_slow_member=policy))
+    members_app = make_app(
+        Broadcast(
+            broadcast_url, buffer_limit=64 * 1024, slow_member_timeout=0.5, on_slow_member=policy
+        )
+    )
     members = await aiohttp_client(members_app)
     publisher_app = members_app if broadcast_url == "memory://" else make_app(broadcast_url)
     if publisher_app is not members_app:
@@ -79,3 +83,25 @@ async def test_slow_member_is_closed_and_others_get_everything(
     async with asyncio.timeout(RECEIVE_TIMEOUT):
         while (await slow.receive()).type is aiohttp.WSMsgType.TEXT:
             pass  # what was sent before the server gave up on it
+
+
+async def test_member_briefly_behind_misses_nothing(aiohttp_client: Any, group: str) -> None:
+    """A member over the limit for less than ``slow_member_timeout`` gets every message."""
+    app = make_app(Broadcast("memory://", buffer_limit=64 * 1024, slow_member_timeout=60))
+    client = await aiohttp_client(app)
+    member = await ChatServers(client, client).connect(group)
+    (server_side,) = aioendpoints.group_members(app, group)
+    transport = server_side.request.transport
+    assert transport is not None
+    published = 0
+    while transport.get_write_buffer_size() <= 64 * 1024:  # until the member is behind
+        assert published < MAX_MESSAGES, "the member never fell behind"
+        await aioendpoints.publish(app, group, {"seq": published, "pad": PADDING})
+        published += 1
+    await aioendpoints.publish(app, group, {"seq": published, "pad": PADDING})  # while behind
+    published += 1
+    for seq in range(published):
+        message = await member.receive(timeout=RECEIVE_TIMEOUT)
+        assert message.type is aiohttp.WSMsgType.TEXT, message
+        assert message.json()["seq"] == seq
+    assert aioendpoints.group_members(app, group) == {server_side}
