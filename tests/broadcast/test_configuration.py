@@ -46,6 +46,12 @@ def test_buffer_limit_must_be_a_size() -> None:
         Broadcast(buffer_limit=-1)
 
 
+def test_slow_member_timeout_must_be_a_duration() -> None:
+    """A negative slow-member timeout raises ValueError."""
+    with pytest.raises(ValueError, match="-2"):
+        Broadcast(slow_member_timeout=-2)
+
+
 def test_backend_must_be_a_url_or_a_backend() -> None:
     """A backend that is neither a URL nor a BroadcastBackend raises TypeError naming it."""
     with pytest.raises(TypeError, match="42"):
