@@ -121,8 +121,9 @@ class RedisBackend(BroadcastBackend):
         self._connected = False
         if self._reader is not None:
             self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+            # gather() returns the reader's CancelledError instead of raising it, while a
+            # cancellation of stop() itself still propagates.
+            await asyncio.gather(self._reader, return_exceptions=True)
             self._reader = None
         if self._pubsub is not None:
             await _close_quietly(self._pubsub)
