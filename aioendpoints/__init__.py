@@ -1,6 +1,14 @@
 """aioendpoints: friendly WebSocket views and endpoints for aiohttp."""
 
 from .application import CONNECTIONS_KEY, ConnectionRegistry, setup
+from .broadcast import (
+    BROADCAST_KEY,
+    Broadcast,
+    BroadcastUnavailable,
+    close_slow_member,
+    group_members,
+    publish,
+)
 from .close_codes import CloseCode
 from .endpoints import WebSocketEndpoint
 from .exceptions import (
@@ -34,6 +42,13 @@ __all__ = [
     "CONNECTIONS_KEY",
     "ConnectionRegistry",
     "setup",
+    # Groups and broadcast
+    "BROADCAST_KEY",
+    "Broadcast",
+    "BroadcastUnavailable",
+    "close_slow_member",
+    "group_members",
+    "publish",
     # Close codes and errors
     "CloseCode",
     "InvalidData",

@@ -9,6 +9,8 @@ from typing import Final
 
 from aiohttp import web
 
+from .broadcast.groups import Broadcast
+from .broadcast.groups import install as install_broadcast
 from .close_codes import CloseCode
 from .origins import ALLOWED_ORIGINS_KEY, AllowedOrigins, OriginPolicy
 from .websocket import WebSocket
@@ -76,6 +78,7 @@ def setup(
     *,
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
     allowed_origins: AllowedOrigins | None = None,
+    broadcast: str | Broadcast = "memory://",
 ) -> None:
     """Install aioendpoints' app-wide parts on ``app``.
 
@@ -84,6 +87,10 @@ def setup(
       1001 (going away) and its view gets ``shutdown_timeout`` seconds to end;
     * ``allowed_origins``: the cross-site origins that routes without their own
       ``allowed_origins`` accept (``"*"`` for any); by default, same-origin only.
+    * groups and broadcast (:meth:`WebSocket.join`, :func:`publish`) over ``broadcast``:
+      ``"memory://"`` (one process) or ``"redis://host:port/db"`` (every process sharing
+      that Redis), or a :class:`~aioendpoints.broadcast.Broadcast`; it starts and stops
+      with the app.
 
     Routes work without it; call it once, before the app starts.
     """
@@ -93,6 +100,7 @@ def setup(
     if allowed_origins is not None:
         app[ALLOWED_ORIGINS_KEY] = OriginPolicy.from_origins(allowed_origins)
     app.on_shutdown.append(_close_connections)
+    install_broadcast(app, broadcast)
 
 
 async def _close_connections(app: web.Application) -> None:

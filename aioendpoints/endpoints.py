@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, ClassVar
 
+from .broadcast.groups import check_groups, join_declared_groups
 from .exceptions import WebSocketDisconnect
 from .options import VALUE_TYPES, ValueType
 from .websocket import WebSocket
@@ -34,6 +35,11 @@ class WebSocketEndpoint:
     #: value type for :meth:`WebSocket.send`.
     encoding: ClassVar[ValueType | None] = None
 
+    #: Groups to join right after :meth:`on_connect` accepts: a list of names, or a method
+    #: ``groups(self, websocket)`` that returns one (it may be async), for names built
+    #: from route parameters. See :meth:`WebSocket.join`.
+    groups: ClassVar[Sequence[str] | Callable[..., Any]] = ()
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.encoding is not None and cls.encoding not in VALUE_TYPES:
@@ -41,6 +47,8 @@ class WebSocketEndpoint:
                 f"{cls.__qualname__}.encoding must be one of "
                 f"{', '.join(map(repr, VALUE_TYPES))} or None, got {cls.encoding!r}"
             )
+        if not callable(cls.groups):
+            check_groups(cls.groups, cls.__qualname__)
         for name in _HOOKS:
             hook = getattr(cls, name)
             if not inspect.iscoroutinefunction(hook):
@@ -63,6 +71,8 @@ class WebSocketEndpoint:
         await self.on_connect(websocket)
         if not websocket.accepted or websocket.closed:
             return
+        if self.groups:
+            await join_declared_groups(self, websocket)
         receive = _RECEIVERS[self.encoding]
         on_receive = self.on_receive
         try:

@@ -17,6 +17,7 @@ from aiohttp import hdrs, web
 
 from .admission import admitting
 from .application import CONNECTIONS_KEY
+from .broadcast.groups import leave_all_groups
 from .close_codes import CloseCode, is_sendable_close_code
 from .endpoints import WebSocketEndpoint
 from .exceptions import WebSocketClose, WebSocketDisconnect
@@ -170,6 +171,7 @@ async def _serve(
         if websocket.accepted:
             if registry is not None:
                 registry.discard(websocket)
+            leave_all_groups(websocket)
             if on_disconnect is not None:
                 await _run_disconnect_hook(websocket, on_disconnect, view)
     assert websocket.response is not None

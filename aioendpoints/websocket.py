@@ -11,6 +11,7 @@ from aiohttp import WebSocketError, WSMsgType, web
 from multidict import CIMultiDictProxy, MultiMapping
 from yarl import URL
 
+from .broadcast.groups import broadcast_for
 from .close_codes import CloseCode, is_sendable_close_code
 from .exceptions import (
     InvalidData,
@@ -32,6 +33,7 @@ from .refusals import http_error
 
 if TYPE_CHECKING:
     from .application import ConnectionRegistry
+    from .broadcast.frames import Message
 
 __all__ = ["Address", "WebSocket"]
 
@@ -67,6 +69,7 @@ class WebSocket:
         "_close_code",
         "_close_reason",
         "_closed_here",
+        "_groups",
         "_options",
         "_phase",
         "_rate_limit",
@@ -109,6 +112,7 @@ class WebSocket:
         self._auth_timer: asyncio.TimerHandle | None = None
         #: Whether this side closed first, so the view's WebSocketDisconnect is expected.
         self._closed_here = False
+        self._groups: tuple[str, ...] = ()  # joined groups; see aioendpoints.broadcast
         self.receive_type = self._options.receive_type
         self.send_type = self._options.send_type
 
@@ -459,6 +463,27 @@ class WebSocket:
         except ConnectionResetError:
             self._set_closed(CloseCode.ABNORMAL_CLOSURE, "")
             raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE) from None
+
+    # Groups ------------------------------------------------------------------------------
+
+    async def join(self, group: str) -> None:
+        """Join ``group``: from now on, messages published to it reach this connection.
+
+        The connection leaves all its groups when it ends, however it ends.
+        """
+        await broadcast_for(self).join(self, group)
+
+    async def leave(self, group: str) -> None:
+        """Leave ``group``; leaving a group this connection is not in does nothing."""
+        await broadcast_for(self).leave(self, group)
+
+    async def publish(self, group: str, message: Message, *, exclude_self: bool = False) -> None:
+        """Send ``message`` to every member of ``group``, in every process.
+
+        ``dict``/``list`` go as JSON text, ``str`` as text, bytes as binary. This connection
+        gets it too when it is a member, unless ``exclude_self`` is true.
+        """
+        await broadcast_for(self).publish(group, message, exclude=self if exclude_self else None)
 
     # Closing -----------------------------------------------------------------------------
 

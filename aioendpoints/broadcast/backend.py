@@ -1,0 +1,77 @@
+"""The interface a broadcast backend implements, and the URLs that name one.
+
+A backend carries messages between processes; it never talks to WebSockets. The process that
+publishes delivers to its own members itself, so a backend only has to bring every
+*other* process's messages to :meth:`BroadcastBackend.start`'s ``receive`` callback.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+__all__ = ["BroadcastBackend", "BroadcastUnavailable", "Receiver", "backend_for_url"]
+
+#: Called by a backend for each message from another process: group, opcode, payload.
+Receiver = Callable[[str, int, bytes], None]
+
+
+class BroadcastUnavailable(ConnectionError):
+    """The backend cannot take the message or the subscription (Redis is down, for example).
+
+    Raised to the publisher or the joiner: a message that could not be published is never
+    silently dropped.
+    """
+
+
+class BroadcastBackend(ABC):
+    """Carries published messages to the other processes that share the backend."""
+
+    #: Whether messages reach other processes (``False`` for ``memory://``).
+    distributed: bool = False
+
+    @abstractmethod
+    async def start(self, receive: Receiver) -> None:
+        """Connect; from now on, call ``receive`` for each message from another process."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Disconnect and end every task the backend started."""
+
+    @abstractmethod
+    async def subscribe(self, group: str) -> None:
+        """Receive ``group``'s messages; return once the subscription is in effect."""
+
+    @abstractmethod
+    async def unsubscribe(self, group: str) -> None:
+        """Stop receiving ``group``'s messages."""
+
+    @abstractmethod
+    async def publish(self, group: str, opcode: int, payload: bytes) -> None:
+        """Send a message to the other processes; raise :class:`BroadcastUnavailable` if not."""
+
+
+def backend_for_url(url: str) -> BroadcastBackend:
+    """Return the backend that ``url`` names: ``memory://`` or ``redis://host:port/db``.
+
+    ``rediss://`` (TLS) and ``unix://`` (a Redis socket) work too. The Redis client is
+    only imported for a Redis URL, so ``memory://`` needs no extra package.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"broadcast must be a URL string or a Broadcast, got {url!r}")
+    scheme, separator, _ = url.partition("://")
+    if not separator:
+        raise ValueError(
+            f"broadcast URL must look like 'memory://' or 'redis://host:port/db', got {url!r}"
+        )
+    if scheme == "memory":
+        from .memory import MemoryBackend
+
+        return MemoryBackend()
+    if scheme in ("redis", "rediss", "unix"):
+        from .redis import RedisBackend
+
+        return RedisBackend(url)
+    raise ValueError(
+        f"unknown broadcast backend {scheme!r} in {url!r}: use 'memory://' or 'redis://host:port/db'"
+    )

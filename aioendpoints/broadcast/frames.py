@@ -1,0 +1,56 @@
+"""Messages to WebSocket frames, built once per publish and written to every member."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from aiohttp import WSMsgType
+
+from ..serialization import JSONDumps
+
+__all__ = ["Message", "encode_message", "server_frame"]
+
+#: What can be published: ``dict``/``list`` (sent as JSON text), ``str`` (text), or bytes.
+Message = dict[str, Any] | list[Any] | str | bytes | bytearray | memoryview
+
+#: Frame opcodes (RFC 6455 §5.2).
+TEXT = int(WSMsgType.TEXT)
+BINARY = int(WSMsgType.BINARY)
+
+_SHORT = struct.Struct("!BB")
+_MEDIUM = struct.Struct("!BBH")
+_LONG = struct.Struct("!BBQ")
+
+
+def encode_message(message: Message, dumps: JSONDumps) -> tuple[int, bytes]:
+    """Return the frame opcode and the payload bytes for ``message``."""
+    if isinstance(message, str):
+        return TEXT, message.encode()
+    if isinstance(message, bytes | bytearray | memoryview):
+        return BINARY, bytes(message)
+    if isinstance(message, dict | list):
+        encoded = dumps(message)
+        return TEXT, encoded.encode() if isinstance(encoded, str) else encoded
+    raise TypeError(
+        "publish() takes a dict or list (sent as JSON), a str (text) or bytes (binary), "
+        f"got {type(message).__name__}"
+    )
+
+
+def server_frame(opcode: int, payload: bytes) -> bytes:
+    """One unfragmented, unmasked, uncompressed frame, as a server sends it (RFC 6455 §5.2).
+
+    Uncompressed frames are valid on connections that negotiated permessage-deflate too
+    (RFC 7692 §6: the RSV1 bit says which messages are compressed), so the same bytes
+    can go to every member.
+    """
+    length = len(payload)
+    first = 0x80 | opcode  # FIN
+    if length < 126:
+        header = _SHORT.pack(first, length)
+    elif length < 1 << 16:
+        header = _MEDIUM.pack(first, 126, length)
+    else:
+        header = _LONG.pack(first, 127, length)
+    return header + payload

@@ -1,0 +1,359 @@
+"""Group membership and fan-out: who is in which group in this process, and writing to them.
+
+A message is serialised once and framed once; the same frame bytes are written to each
+member's transport without waiting, so one slow or dead member never delays the others.
+What a member has not read yet stays in its transport's buffer. A member that stays over
+:attr:`Broadcast.buffer_limit` for :attr:`Broadcast.slow_member_timeout` seconds, or goes
+over four times the limit, is handed to the slow-member policy and gets no more messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import web
+
+from ..close_codes import CloseCode
+from ..exceptions import WebSocketDisconnect
+from ..serialization import JSONDumps, default_dumps
+from .backend import BroadcastBackend, backend_for_url
+from .frames import Message, encode_message, server_frame
+from .slow_members import SlowMemberPolicy, close_slow_member
+
+if TYPE_CHECKING:
+    from ..endpoints import WebSocketEndpoint
+    from ..websocket import WebSocket
+
+__all__ = [
+    "BROADCAST_KEY",
+    "DEFAULT_BUFFER_LIMIT",
+    "Broadcast",
+    "broadcast_of",
+    "group_members",
+    "publish",
+]
+
+logger = logging.getLogger("aioendpoints.broadcast")
+
+#: Default bytes a member may leave unread for a while (512 KiB).
+DEFAULT_BUFFER_LIMIT = 512 * 1024
+#: Default seconds a member may stay over the buffer limit.
+DEFAULT_SLOW_MEMBER_TIMEOUT = 2.0
+#: Over this many times the buffer limit, a member is slow at once: memory stays bounded.
+HARD_LIMIT_FACTOR = 4
+
+
+class Broadcast:
+    """The groups of one application: local membership, fan-out, and a backend.
+
+    :func:`aioendpoints.setup` makes one from its ``broadcast`` URL; build one yourself
+    to change how slow members are handled::
+
+        aioendpoints.setup(app, broadcast=Broadcast(
+            "redis://127.0.0.1:6379/0",
+            buffer_limit=64 * 1024,
+            slow_member_timeout=5.0,
+            on_slow_member=close_slow_member(CloseCode.POLICY_VIOLATION),
+        ))
+    """
+
+    def __init__(
+        self,
+        backend: str | BroadcastBackend = "memory://",
+        *,
+        buffer_limit: int = DEFAULT_BUFFER_LIMIT,
+        slow_member_timeout: float = DEFAULT_SLOW_MEMBER_TIMEOUT,
+        on_slow_member: SlowMemberPolicy | None = None,
+        dumps: JSONDumps = default_dumps,
+    ) -> None:
+        if isinstance(backend, str):
+            backend = backend_for_url(backend)
+        elif not isinstance(backend, BroadcastBackend):
+            raise TypeError(f"backend must be a URL or a BroadcastBackend, got {backend!r}")
+        if isinstance(buffer_limit, bool) or not isinstance(buffer_limit, int) or buffer_limit < 0:
+            raise ValueError(f"buffer_limit must be a non-negative int, got {buffer_limit!r}")
+        if (
+            isinstance(slow_member_timeout, bool)
+            or not isinstance(slow_member_timeout, int | float)
+            or slow_member_timeout < 0
+        ):
+            raise ValueError(
+                f"slow_member_timeout must be a non-negative number, got {slow_member_timeout!r}"
+            )
+        if on_slow_member is not None and not callable(on_slow_member):
+            raise TypeError(f"on_slow_member must be an async function, got {on_slow_member!r}")
+        #: Carries messages to and from the other processes.
+        self.backend = backend
+        #: Unsent bytes a member may have for up to :attr:`slow_member_timeout` seconds
+        #: (and up to four times as many for no time at all).
+        self.buffer_limit = buffer_limit
+        #: Seconds a member may stay over :attr:`buffer_limit` before the policy applies.
+        self.slow_member_timeout = float(slow_member_timeout)
+        #: What to do with a member that stays behind; closes it with 1013 by default.
+        self.on_slow_member = on_slow_member or close_slow_member()
+        self._dumps = dumps
+        self._members: dict[str, dict[WebSocket, asyncio.Transport]] = {}
+        self._subscribed: set[str] = set()
+        self._subscription_lock = asyncio.Lock()
+        self._unused_groups: set[str] = set()
+        self._pruner: asyncio.Task[None] | None = None
+        self._policies: dict[WebSocket, asyncio.Task[None]] = {}
+        self._over_limit_since: dict[WebSocket, float] = {}  # members behind, and since when
+
+    def __repr__(self) -> str:
+        return f"<Broadcast {self.backend!r} groups={len(self._members)}>"
+
+    # Lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the backend (connect to Redis)."""
+        await self.backend.start(self._receive)
+
+    async def stop(self) -> None:
+        """Stop the backend and every task this object started."""
+        tasks = [*self._policies.values(), *([self._pruner] if self._pruner else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._pruner = None
+        await self.backend.stop()
+        self._subscribed.clear()
+
+    async def cleanup_context(self, app: web.Application) -> AsyncIterator[None]:
+        """For ``app.cleanup_ctx``: start with the application, stop after it."""
+        await self.start()
+        yield
+        await self.stop()
+
+    # Membership --------------------------------------------------------------------------
+
+    def members(self, group: str) -> frozenset[WebSocket]:
+        """This process's members of ``group``."""
+        return frozenset(self._members.get(group, ()))
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """The groups that have members in this process."""
+        return frozenset(self._members)
+
+    async def join(self, websocket: WebSocket, group: str) -> None:
+        """Add ``websocket`` to ``group``; messages published after this returns reach it."""
+        _check_group(group)
+        websocket._open_response()  # raises unless accepted and open
+        transport = websocket.request.transport
+        if transport is None or transport.is_closing():
+            raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE)
+        if group in websocket._groups:
+            return
+        if group not in self._subscribed:
+            async with self._subscription_lock:
+                if group not in self._subscribed:
+                    await self.backend.subscribe(group)
+                    self._subscribed.add(group)
+        # The connection may have ended, or joined, while the subscription was made.
+        websocket._open_response()
+        if group in websocket._groups:
+            return
+        self._members.setdefault(group, {})[websocket] = transport
+        websocket._groups = (*websocket._groups, group)
+
+    async def leave(self, websocket: WebSocket, group: str) -> None:
+        """Remove ``websocket`` from ``group``; leaving a group it is not in does nothing."""
+        _check_group(group)
+        if group not in websocket._groups:
+            return
+        websocket._groups = tuple(name for name in websocket._groups if name != group)
+        self._remove(websocket, group)
+        await self._prune()
+
+    def leave_all(self, websocket: WebSocket) -> None:
+        """Remove ``websocket`` from all its groups; called when its connection ends."""
+        groups, websocket._groups = websocket._groups, ()
+        self._over_limit_since.pop(websocket, None)
+        for group in groups:
+            self._remove(websocket, group)
+        if self._unused_groups and (self._pruner is None or self._pruner.done()):
+            self._pruner = asyncio.ensure_future(self._prune())
+
+    def _remove(self, websocket: WebSocket, group: str) -> None:
+        members = self._members.get(group)
+        if members is not None and members.pop(websocket, None) is not None and not members:
+            del self._members[group]
+            self._unused_groups.add(group)
+
+    async def _prune(self) -> None:
+        """Unsubscribe from groups that lost their last local member."""
+        async with self._subscription_lock:
+            while self._unused_groups:
+                group = self._unused_groups.pop()
+                if group in self._members or group not in self._subscribed:
+                    continue  # someone joined again meanwhile
+                self._subscribed.discard(group)
+                try:
+                    await self.backend.unsubscribe(group)
+                except Exception:
+                    logger.exception("Error unsubscribing from group %r", group)
+
+    # Publishing --------------------------------------------------------------------------
+
+    async def publish(
+        self, group: str, message: Message, *, exclude: WebSocket | None = None
+    ) -> None:
+        """Send ``message`` to every member of ``group`` in every process.
+
+        ``dict``/``list`` go as JSON text, ``str`` as text, bytes as binary. A group
+        without members is not an error. Raises
+        :class:`~aioendpoints.broadcast.BroadcastUnavailable` when the backend cannot take
+        the message; then no member, here or elsewhere, gets it.
+        """
+        _check_group(group)
+        opcode, payload = encode_message(message, self._dumps)
+        if self.backend.distributed:
+            await self.backend.publish(group, opcode, payload)
+        if self._deliver(group, opcode, payload, exclude):
+            # Some members have unsent data: let the event loop flush it before the next
+            # publish, or a publisher in a tight loop makes every member look slow.
+            await asyncio.sleep(0)
+
+    def _receive(self, group: str, opcode: int, payload: bytes) -> None:
+        self._deliver(group, opcode, payload, None)
+
+    def _deliver(self, group: str, opcode: int, payload: bytes, exclude: WebSocket | None) -> bool:
+        """Write the message to each local member; tell whether some have a backlog."""
+        members = self._members.get(group)
+        if not members:
+            return False
+        frame = server_frame(opcode, payload)
+        limit = self.buffer_limit
+        behind = self._over_limit_since
+        backlog = False
+        for websocket, transport in members.items():
+            if websocket is exclude or websocket.closed or transport.is_closing():
+                continue
+            response = websocket.response
+            if response is None or response.closed or websocket in self._policies:
+                continue
+            unsent = transport.get_write_buffer_size()
+            if unsent > limit:
+                if self._stays_behind(websocket, unsent):
+                    self._too_slow(websocket, transport)
+                    continue
+            elif behind:
+                behind.pop(websocket, None)  # caught up
+            transport.write(frame)
+            backlog = backlog or transport.get_write_buffer_size() > 0
+        return backlog
+
+    def _stays_behind(self, websocket: WebSocket, unsent: int) -> bool:
+        """Whether a member over the limit has been so for too long, or is too far over."""
+        now = asyncio.get_running_loop().time()
+        since = self._over_limit_since.setdefault(websocket, now)
+        return (
+            now - since >= self.slow_member_timeout
+            or unsent > self.buffer_limit * HARD_LIMIT_FACTOR
+        )
+
+    def _too_slow(self, websocket: WebSocket, transport: asyncio.Transport) -> None:
+        behind_for = asyncio.get_running_loop().time() - self._over_limit_since.pop(websocket)
+        logger.warning(
+            "WebSocket %r has %d unsent bytes, over the broadcast buffer limit of %d for "
+            "%.1f s: it gets no more messages and gets %s",
+            websocket,
+            transport.get_write_buffer_size(),
+            self.buffer_limit,
+            behind_for,
+            getattr(self.on_slow_member, "__qualname__", self.on_slow_member),
+        )
+        task = asyncio.ensure_future(self._apply_policy(websocket))
+        self._policies[websocket] = task
+        task.add_done_callback(lambda _: self._policies.pop(websocket, None))
+
+    async def _apply_policy(self, websocket: WebSocket) -> None:
+        try:
+            await self.on_slow_member(websocket)
+        except Exception:
+            logger.exception("Error in the slow-member policy for %r", websocket)
+        # A policy that keeps the member open lets it receive again once it has caught up.
+
+
+#: The :class:`Broadcast` that :func:`aioendpoints.setup` installs on an application.
+BROADCAST_KEY: Final = web.AppKey("aioendpoints.broadcast", Broadcast)
+
+
+def install(app: web.Application, broadcast: str | Broadcast) -> Broadcast:
+    """Put a :class:`Broadcast` on ``app`` and start and stop it with the app."""
+    hub = broadcast if isinstance(broadcast, Broadcast) else Broadcast(broadcast)
+    app[BROADCAST_KEY] = hub
+    app.cleanup_ctx.append(hub.cleanup_context)
+    return hub
+
+
+def broadcast_of(app: web.Application) -> Broadcast:
+    """The application's :class:`Broadcast`; :func:`aioendpoints.setup` must have run."""
+    hub = app.get(BROADCAST_KEY)
+    if hub is None:
+        raise RuntimeError(f"{app!r} has no groups: call aioendpoints.setup(app) before using them")
+    return hub
+
+
+def broadcast_for(websocket: WebSocket) -> Broadcast:
+    """The :class:`Broadcast` of the application serving ``websocket`` (or its parents)."""
+    hub = websocket.request.config_dict.get(BROADCAST_KEY)
+    if hub is None:
+        raise RuntimeError(
+            "this WebSocket's application has no groups: call aioendpoints.setup(app) first"
+        )
+    return hub
+
+
+async def publish(app: web.Application, group: str, message: Message) -> None:
+    """Send ``message`` to every member of ``group``, from anywhere that has the app."""
+    await broadcast_of(app).publish(group, message)
+
+
+def group_members(app: web.Application, group: str) -> frozenset[WebSocket]:
+    """The members of ``group`` connected to this process."""
+    return broadcast_of(app).members(group)
+
+
+def leave_all_groups(websocket: WebSocket) -> None:
+    """Remove a connection that has ended from all its groups."""
+    if websocket._groups:
+        hub = websocket.request.config_dict.get(BROADCAST_KEY)
+        if hub is not None:
+            hub.leave_all(websocket)
+        else:
+            websocket._groups = ()
+
+
+async def join_declared_groups(endpoint: WebSocketEndpoint, websocket: WebSocket) -> None:
+    """Join the groups an endpoint declares in its ``groups`` attribute or method."""
+    declared: Any = endpoint.groups
+    if callable(declared):
+        declared = declared(websocket)
+        if inspect.isawaitable(declared):
+            declared = await declared
+    for group in check_groups(declared, type(endpoint).__qualname__):
+        await websocket.join(group)
+
+
+def check_groups(groups: object, owner: str) -> Iterable[str]:
+    """Return ``groups`` if it is a list of group names, else raise naming the bad value."""
+    if isinstance(groups, str | bytes) or not isinstance(groups, Iterable):
+        raise TypeError(
+            f"{owner}.groups must be a list of group names or a method returning one, "
+            f"got {groups!r}"
+        )
+    groups = list(groups)
+    for group in groups:
+        _check_group(group)
+    return groups
+
+
+def _check_group(group: object) -> None:
+    if not isinstance(group, str) or not group:
+        raise TypeError(f"a group name must be a non-empty str, got {group!r}")

@@ -1,0 +1,319 @@
+"""``redis://host:port/db``: groups across processes and machines over Redis pub/sub.
+
+One process holds one pub/sub connection, shared by every group and every socket, plus a
+small pool for publishing. When Redis goes away the subscription is re-established with
+backoff and the gap is logged; publishing meanwhile raises :class:`BroadcastUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+from yarl import URL
+
+from .backend import BroadcastBackend, BroadcastUnavailable, Receiver
+
+try:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import RedisError
+except ImportError as error:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "a redis:// broadcast URL needs the Redis client: pip install 'aioendpoints[redis]'"
+    ) from error
+
+__all__ = ["RedisBackend"]
+
+logger = logging.getLogger("aioendpoints.broadcast")
+
+_ORIGIN_SIZE = 8  # random bytes naming the publishing process in every message
+
+
+class RedisBackend(BroadcastBackend):
+    """Publishes to and subscribes from Redis channels named after the groups.
+
+    Channels are ``aioendpoints:<db>:group:<group>``: Redis pub/sub ignores the database
+    number, so it is part of the name to keep apps on different databases apart.
+    """
+
+    distributed = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        # Timeouts, in seconds
+        connect_timeout: float = 5.0,
+        command_timeout: float = 5.0,
+        subscribe_timeout: float = 5.0,
+        health_check_interval: float = 15.0,
+        # Reconnection backoff, in seconds
+        reconnect_delay: float = 0.1,
+        max_reconnect_delay: float = 5.0,
+    ) -> None:
+        self.url = url
+        #: Seconds to wait for a TCP connection to Redis.
+        self.connect_timeout = connect_timeout
+        #: Seconds to wait for Redis to answer a command such as PUBLISH.
+        self.command_timeout = command_timeout
+        #: Seconds to wait for Redis to confirm a subscription.
+        self.subscribe_timeout = subscribe_timeout
+        #: After this many quiet seconds the subscription connection is pinged; no answer
+        #: within as many seconds again counts as a lost connection (a frozen Redis or a
+        #: half-open TCP connection sends no error of its own).
+        self.health_check_interval = health_check_interval
+        #: Seconds before the first reconnection attempt; doubled after each failure.
+        self.reconnect_delay = reconnect_delay
+        #: The longest wait between reconnection attempts, in seconds.
+        self.max_reconnect_delay = max_reconnect_delay
+        self._where = _redacted(url)
+        self._origin = os.urandom(_ORIGIN_SIZE)
+        self._client: Redis | None = None
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._receive: Receiver | None = None
+        self._connected = False
+        self._group_prefix = b""
+        self._control_channel = b""
+        self._wanted: set[bytes] = set()
+        self._confirmations: dict[bytes, list[asyncio.Future[None]]] = {}
+
+    def __repr__(self) -> str:
+        return f"<RedisBackend {self._where}>"
+
+    # Lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, receive: Receiver) -> None:
+        """Connect to Redis and open the process's one pub/sub connection."""
+        self._receive = receive
+        # No retries inside redis-py: reconnection is ours, so that each gap is seen and
+        # logged, and a publish that cannot reach Redis fails at once instead of later.
+        client = Redis.from_url(
+            self.url,
+            retry=Retry(NoBackoff(), 0),
+            socket_connect_timeout=self.connect_timeout,
+            socket_timeout=self.command_timeout,
+            socket_keepalive=True,
+        )
+        self._client = client
+        database = client.connection_pool.connection_kwargs.get("db", 0)
+        prefix = f"aioendpoints:{database}:".encode()
+        self._group_prefix = prefix + b"group:"
+        self._control_channel = prefix + b"process:" + self._origin.hex().encode()
+        try:
+            await client.ping()
+            self._pubsub = await self._open_subscription()
+        except _REDIS_ERRORS as error:
+            await client.aclose()
+            self._client = None
+            raise BroadcastUnavailable(f"cannot reach Redis at {self._where}: {error}") from error
+        self._connected = True
+        self._reader = asyncio.create_task(self._read_forever(), name="aioendpoints-redis-reader")
+
+    async def stop(self) -> None:
+        """Cancel the reader and close the pub/sub connection and the pool."""
+        self._connected = False
+        if self._reader is not None:
+            self._reader.cancel()
+            # gather() returns the reader's CancelledError instead of raising it, while a
+            # cancellation of stop() itself still propagates.
+            await asyncio.gather(self._reader, return_exceptions=True)
+            self._reader = None
+        if self._pubsub is not None:
+            await _close_quietly(self._pubsub)
+            self._pubsub = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self._fail_confirmations("the broadcast backend stopped")
+
+    # Subscriptions -----------------------------------------------------------------------
+
+    async def subscribe(self, group: str) -> None:
+        """Subscribe to ``group``'s channel and wait for Redis to confirm it."""
+        if not self._connected or self._pubsub is None:
+            raise BroadcastUnavailable(
+                f"cannot join group {group!r}: no connection to Redis at {self._where}"
+            )
+        channel = self._group_prefix + group.encode()
+        confirmed = asyncio.get_running_loop().create_future()
+        waiting = self._confirmations.setdefault(channel, [])
+        waiting.append(confirmed)
+        self._wanted.add(channel)
+        try:
+            await self._pubsub.subscribe(channel)
+            async with asyncio.timeout(self.subscribe_timeout):
+                await confirmed
+        except (*_REDIS_ERRORS, BroadcastUnavailable) as error:
+            self._wanted.discard(channel)
+            raise BroadcastUnavailable(
+                f"cannot join group {group!r}: Redis at {self._where} did not confirm ({error})"
+            ) from error
+        finally:
+            waiting.remove(confirmed)
+            if not waiting:
+                self._confirmations.pop(channel, None)
+
+    async def unsubscribe(self, group: str) -> None:
+        """Unsubscribe from ``group``'s channel; while disconnected, just forget it."""
+        channel = self._group_prefix + group.encode()
+        self._wanted.discard(channel)
+        if self._connected and self._pubsub is not None:
+            # A failure here means the connection is gone: the reader reconnects
+            # without this channel, which is all an unsubscribe has to achieve.
+            with contextlib.suppress(*_REDIS_ERRORS):
+                await self._pubsub.unsubscribe(channel)
+
+    # Publishing --------------------------------------------------------------------------
+
+    async def publish(self, group: str, opcode: int, payload: bytes) -> None:
+        """Publish to ``group``'s channel; raise :class:`BroadcastUnavailable` on failure."""
+        if self._client is None:
+            raise BroadcastUnavailable(
+                f"cannot publish to group {group!r}: the Redis backend is not running "
+                "(the application has not started, or has stopped)"
+            )
+        message = b"".join((self._origin, opcode.to_bytes(1, "big"), payload))
+        try:
+            await self._client.publish(self._group_prefix + group.encode(), message)
+        except _REDIS_ERRORS as error:
+            raise BroadcastUnavailable(
+                f"cannot publish to group {group!r}: Redis at {self._where} failed ({error})"
+            ) from error
+
+    # The reader --------------------------------------------------------------------------
+
+    async def _open_subscription(self) -> PubSub:
+        """A new pub/sub connection, subscribed to every wanted channel, confirmed."""
+        assert self._client is not None
+        pubsub = self._client.pubsub()
+        channels = {self._control_channel, *self._wanted}
+        try:
+            await pubsub.subscribe(*channels)
+            async with asyncio.timeout(self.subscribe_timeout):
+                while channels:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is not None and message["type"] == "subscribe":
+                        channels.discard(message["channel"])
+                    elif message is not None:
+                        self._handle(message)
+        except BaseException:
+            await _close_quietly(pubsub)
+            raise
+        return pubsub
+
+    async def _read_forever(self) -> None:
+        while True:
+            pubsub = self._pubsub
+            assert pubsub is not None
+            try:
+                message = await pubsub.get_message(timeout=self.health_check_interval)
+                if message is None:
+                    await self._check_alive(pubsub)
+                    continue
+            except _REDIS_ERRORS as error:
+                await self._recover(error)
+                continue
+            self._handle(message)
+
+    async def _check_alive(self, pubsub: PubSub) -> None:
+        """PING a quiet subscription; raise TimeoutError if Redis does not answer in time."""
+        await pubsub.ping()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.health_check_interval
+        while (remaining := deadline - loop.time()) > 0:
+            message = await pubsub.get_message(timeout=remaining)
+            if message is None:
+                continue
+            if message["type"] == "pong":
+                return
+            self._handle(message)
+        raise TimeoutError(f"Redis did not answer a PING within {self.health_check_interval} s")
+
+    async def _recover(self, error: BaseException) -> None:
+        """Reconnect with backoff after the subscription dropped, logging the gap."""
+        loop = asyncio.get_running_loop()
+        lost_at = loop.time()
+        self._connected = False
+        logger.warning(
+            "Lost the Redis subscription at %s (%s); reconnecting. Messages published "
+            "by other processes until it is back will not reach this process.",
+            self._where,
+            error or type(error).__name__,
+        )
+        self._fail_confirmations(f"lost the connection to Redis at {self._where}")
+        if self._pubsub is not None:
+            await _close_quietly(self._pubsub)
+            self._pubsub = None
+        delay = self.reconnect_delay
+        attempts = 0
+        while True:
+            await asyncio.sleep(delay)
+            attempts += 1
+            try:
+                self._pubsub = await self._open_subscription()
+            except _REDIS_ERRORS as retry_error:
+                logger.debug("Redis at %s still unreachable: %s", self._where, retry_error)
+                delay = min(delay * 2, self.max_reconnect_delay)
+                continue
+            break
+        self._connected = True
+        logger.warning(
+            "Redis subscription at %s restored after a gap of %.2f s (%d attempt(s), "
+            "%d group(s) re-subscribed); messages published during the gap were lost "
+            "for this process.",
+            self._where,
+            loop.time() - lost_at,
+            attempts,
+            len(self._wanted),
+        )
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "pong":
+            return
+        channel: bytes = message["channel"]
+        if kind == "message":
+            data: bytes = message["data"]
+            if data[:_ORIGIN_SIZE] == self._origin or not channel.startswith(self._group_prefix):
+                return  # our own message: this process delivered it when publishing
+            if len(data) <= _ORIGIN_SIZE:
+                logger.error("Ignoring a malformed broadcast message on %r", channel)
+                return
+            assert self._receive is not None
+            group = channel[len(self._group_prefix) :].decode()
+            try:
+                self._receive(group, data[_ORIGIN_SIZE], data[_ORIGIN_SIZE + 1 :])
+            except Exception:
+                logger.exception("Error delivering a broadcast message to group %r", group)
+        elif kind == "subscribe":
+            for confirmed in self._confirmations.get(channel, ()):
+                if not confirmed.done():
+                    confirmed.set_result(None)
+
+    def _fail_confirmations(self, reason: str) -> None:
+        for waiting in self._confirmations.values():
+            for confirmed in waiting:
+                if not confirmed.done():
+                    confirmed.set_exception(BroadcastUnavailable(reason))
+
+
+# What a lost or refused connection raises; TimeoutError (asyncio's too) is an OSError.
+_REDIS_ERRORS = (RedisError, OSError)
+
+
+async def _close_quietly(pubsub: PubSub) -> None:
+    with contextlib.suppress(*_REDIS_ERRORS):
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parsed = URL(url)
+    return str(parsed.with_password("***")) if parsed.password else url

@@ -1,0 +1,85 @@
+"""The app the broadcast tests serve: a chat endpoint driven by JSON commands.
+
+Each client gets ``{"pid": ...}`` on connect, then sends ``{"join": group}``,
+``{"leave": group}`` (answered with ``{"joined": group}``/``{"left": group}``) or
+``{"publish": message, "group": group, "exclude_self": bool}``. HTTP routes publish
+from outside any connection and report this process's members.
+
+Served in-process by the tests, and as ``tests.broadcast.chat_app:init_app`` by
+``python -m aiohttp.web`` and gunicorn, with the backend URL in
+``AIOENDPOINTS_TEST_BROADCAST``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aiohttp import web
+
+import aioendpoints
+from aioendpoints import WebSocket, WebSocketEndpoint, WebSocketRoutes
+
+BROADCAST_ENV = "AIOENDPOINTS_TEST_BROADCAST"
+
+routes = WebSocketRoutes()
+http_routes = web.RouteTableDef()
+
+
+@routes.websocket_route("/chat")
+class Chat(WebSocketEndpoint):
+    encoding = "json"
+
+    async def on_connect(self, ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send({"pid": os.getpid()})
+
+    async def on_receive(self, ws: WebSocket, data: Any) -> None:
+        if "join" in data:
+            await ws.join(data["join"])
+            await ws.send({"joined": data["join"]})
+        elif "leave" in data:
+            await ws.leave(data["leave"])
+            await ws.send({"left": data["leave"]})
+        elif "publish" in data:
+            await ws.publish(
+                data["group"], data["publish"], exclude_self=data.get("exclude_self", False)
+            )
+
+
+@http_routes.post("/publish/{group}")
+async def publish(request: web.Request) -> web.Response:
+    """Publish the JSON body; ``?count=N`` publishes ``{"seq": i}`` for i in 0..N-1."""
+    group = request.match_info["group"]
+    if "count" in request.query:
+        for seq in range(int(request.query["count"])):
+            await aioendpoints.publish(request.app, group, {"seq": seq})
+    else:
+        await aioendpoints.publish(request.app, group, await request.json())
+    return web.Response(status=204)
+
+
+@http_routes.get("/members/{group}")
+async def members(request: web.Request) -> web.Response:
+    """How many members the group has in this process."""
+    group = request.match_info["group"]
+    return web.json_response(len(aioendpoints.group_members(request.app, group)))
+
+
+def make_app(broadcast: str | aioendpoints.Broadcast) -> web.Application:
+    """The chat app over the given broadcast backend."""
+    app = web.Application()
+    aioendpoints.setup(app, broadcast=broadcast)
+    app.add_routes(routes)
+    app.add_routes(http_routes)
+    return app
+
+
+def init_app(argv: list[str] | None = None) -> web.Application:
+    """For ``python -m aiohttp.web``: the backend URL comes from the environment."""
+    return make_app(os.environ[BROADCAST_ENV])
+
+
+async def gunicorn_app() -> web.Application:
+    """For gunicorn's ``aiohttp.GunicornWebWorker``, one app per worker."""
+    return init_app()
