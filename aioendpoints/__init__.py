@@ -11,6 +11,7 @@ from .exceptions import (
     WebSocketStateError,
 )
 from .handlers import websocket_handler
+from .limits import RateLimit
 from .options import DEFAULT_MAX_MESSAGE_SIZE, WebSocketOptions
 from .routing import WebSocketRoutes
 from .websocket import Address, WebSocket
@@ -27,6 +28,8 @@ __all__ = [
     "WebSocketRoutes",
     "websocket_handler",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    # Limits
+    "RateLimit",
     # App-wide parts
     "CONNECTIONS_KEY",
     "ConnectionRegistry",

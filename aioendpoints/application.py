@@ -10,6 +10,7 @@ from typing import Final
 from aiohttp import web
 
 from .close_codes import CloseCode
+from .origins import ALLOWED_ORIGINS_KEY, AllowedOrigins, OriginPolicy
 from .websocket import WebSocket
 
 __all__ = ["CONNECTIONS_KEY", "ConnectionRegistry", "setup"]
@@ -70,18 +71,27 @@ class ConnectionRegistry:
 CONNECTIONS_KEY: Final = web.AppKey("aioendpoints.connections", ConnectionRegistry)
 
 
-def setup(app: web.Application, *, shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
+def setup(
+    app: web.Application,
+    *,
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    allowed_origins: AllowedOrigins | None = None,
+) -> None:
     """Install aioendpoints' app-wide parts on ``app``.
 
     * a :class:`ConnectionRegistry` of open connections, as ``app[CONNECTIONS_KEY]``;
     * graceful shutdown: when the app shuts down, every open connection is closed with
-      1001 (going away) and its view gets ``shutdown_timeout`` seconds to end.
+      1001 (going away) and its view gets ``shutdown_timeout`` seconds to end;
+    * ``allowed_origins``: the cross-site origins that routes without their own
+      ``allowed_origins`` accept (``"*"`` for any); by default, same-origin only.
 
     Routes work without it; call it once, before the app starts.
     """
     if CONNECTIONS_KEY in app:
         raise RuntimeError("aioendpoints.setup() was already called for this application")
     app[CONNECTIONS_KEY] = ConnectionRegistry(shutdown_timeout=shutdown_timeout)
+    if allowed_origins is not None:
+        app[ALLOWED_ORIGINS_KEY] = OriginPolicy.from_origins(allowed_origins)
     app.on_shutdown.append(_close_connections)
 
 

@@ -15,6 +15,7 @@ from typing import Any, Unpack
 
 from aiohttp import hdrs, web
 
+from .admission import admitting
 from .application import CONNECTIONS_KEY
 from .close_codes import CloseCode, is_sendable_close_code
 from .endpoints import WebSocketEndpoint
@@ -55,12 +56,14 @@ def websocket_handler(view: View, /, **options: Unpack[WebSocketOptions]) -> Han
     """
     check_view(view)
     if isinstance(view, type) and issubclass(view, WebSocketEndpoint):
-        return _endpoint_handler(
-            view, RouteOptions.from_options(options, default_value_type=view.encoding)
-        )
-    assert not isinstance(view, type)
-    converters, takes_any = converters_for(view)
-    return _function_handler(view, RouteOptions.from_options(options), converters, takes_any)
+        route_options = RouteOptions.from_options(options, default_value_type=view.encoding)
+        handler = _endpoint_handler(view, route_options)
+    else:
+        assert not isinstance(view, type)
+        converters, takes_any = converters_for(view)
+        route_options = RouteOptions.from_options(options)
+        handler = _function_handler(view, route_options, converters, takes_any)
+    return admitting(handler, route_options.policy)
 
 
 def _endpoint_handler(endpoint_class: type[WebSocketEndpoint], options: RouteOptions) -> Handler:
@@ -119,7 +122,8 @@ async def _serve(
         websocket._abort()
         raise
     except WebSocketDisconnect as disconnect:
-        if not websocket._options.catches(disconnect.code):
+        # A disconnect that follows our own close (a limit, a shutdown) is expected.
+        if not websocket._options.catches(disconnect.code) and not websocket._closed_here:
             logger.warning(
                 "WebSocket view %s ended by a disconnect with code %d (not in caught_close_codes)",
                 _name(view),
@@ -127,28 +131,40 @@ async def _serve(
                 exc_info=True,
             )
     except WebSocketClose as close:
-        logger.debug("WebSocket view %s closes with %d: %s", _name(view), close.code, close.reason)
+        mapped = websocket._options.policy.close.close_for(close)
+        code, reason = mapped or (close.code, close.reason)
+        logger.debug("WebSocket view %s closes with %d: %s", _name(view), code, reason)
         if not websocket.accepted:
-            websocket._set_closed(close.code, close.reason)
-            return web.HTTPForbidden(text=close.reason or None)
-        await _close_quietly(websocket, close.code, close.reason)
+            websocket._set_closed(code, reason)
+            raise web.HTTPForbidden(text=reason or None) from None
+        await _close_quietly(websocket, code, reason)
     except web.HTTPException:
         if not websocket.accepted:
             websocket._set_closed(CloseCode.POLICY_VIOLATION, "refused")
             raise
         logger.exception("Error in WebSocket view %s", _name(view))
         await _close_quietly(websocket, CloseCode.INTERNAL_ERROR, "Internal server error")
-    except Exception:
+    except Exception as error:
+        mapped = websocket._options.policy.close.close_for(error)
+        if mapped is not None and mapped[0] != CloseCode.INTERNAL_ERROR:
+            # The route maps this exception to a close code: an expected outcome.
+            logger.debug("WebSocket view %s closes with %d on %r", _name(view), mapped[0], error)
+            if not websocket.accepted:
+                websocket._set_closed(*mapped)
+                raise web.HTTPForbidden(text=mapped[1] or None) from None
+            await _close_quietly(websocket, *mapped)
+            return websocket.response  # type: ignore[return-value]
         logger.exception("Error in WebSocket view %s", _name(view))
         if not websocket.accepted:
             websocket._set_closed(CloseCode.INTERNAL_ERROR, "")
             raise web.HTTPInternalServerError() from None
-        await _close_quietly(websocket, CloseCode.INTERNAL_ERROR, "Internal server error")
+        code, reason = mapped or (CloseCode.INTERNAL_ERROR, "Internal server error")
+        await _close_quietly(websocket, code, reason)
     else:
         if not websocket.accepted:
             # Closed or never accepted: the handshake is refused, as in Starlette.
             websocket._set_closed(CloseCode.POLICY_VIOLATION, "refused")
-            return web.HTTPForbidden()
+            raise web.HTTPForbidden()
         await _close_quietly(websocket, CloseCode.NORMAL_CLOSURE, "")
     finally:
         if websocket.accepted:

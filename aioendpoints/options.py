@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Literal, TypedDict, cast, get_args
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast, get_args
 
 from .close_codes import CloseCode
+from .limits import DEFAULT_HEARTBEAT
+from .policy import PolicyOptions, RoutePolicy
 from .serialization import JSONDumps, JSONLoads, default_dumps, default_loads
 
 __all__ = [
@@ -25,7 +27,7 @@ DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 DEFAULT_CAUGHT_CLOSE_CODES = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
 
 
-class WebSocketOptions(TypedDict, total=False):
+class WebSocketOptions(PolicyOptions, total=False):
     """Keyword options accepted by ``websocket_route()`` and ``websocket_handler()``.
 
     * ``value_type``: ``"text"``, ``"bytes"`` or ``"json"``, the default for both
@@ -34,12 +36,14 @@ class WebSocketOptions(TypedDict, total=False):
     * ``caught_close_codes``: close codes whose :class:`~aioendpoints.WebSocketDisconnect`
       ends a view silently; ``"all"`` for every code. Default ``(1000, 1001)``.
     * ``protocols``: subprotocols the server speaks, in order of preference.
-    * ``heartbeat``: seconds between pings; a peer that does not answer is closed.
+    * ``heartbeat``: seconds between pings; a peer that does not answer within half of it
+      is closed. Default 20; ``None`` turns pings off.
     * ``receive_timeout``: seconds ``receive()`` waits before :class:`TimeoutError`.
     * ``max_msg_size``: the largest message accepted, in bytes; larger ones close with 1009.
     * ``compress``: whether to offer permessage-deflate.
     * ``close_timeout``: seconds to wait for the peer's close frame after ours.
     * ``dumps`` / ``loads``: the JSON functions for this route.
+    * the close-code, origin and limit options of :class:`~aioendpoints.policy.PolicyOptions`.
     """
 
     value_type: ValueType
@@ -74,13 +78,14 @@ class RouteOptions:
     #: ``None`` catches every code.
     caught_close_codes: frozenset[int] | None = frozenset(DEFAULT_CAUGHT_CLOSE_CODES)
     protocols: tuple[str, ...] = ()
-    heartbeat: float | None = None
+    heartbeat: float | None = DEFAULT_HEARTBEAT
     receive_timeout: float | None = None
     max_msg_size: int = DEFAULT_MAX_MESSAGE_SIZE
     compress: bool = True
     close_timeout: float = 10.0
     dumps: JSONDumps = default_dumps
     loads: JSONLoads = default_loads
+    policy: RoutePolicy = field(default_factory=RoutePolicy)
 
     @classmethod
     def from_options(
@@ -124,6 +129,7 @@ class RouteOptions:
                 if not callable(function):
                     raise TypeError(f"{name} must be callable, got {function!r}")
                 settings[name] = function
+        settings["policy"] = RoutePolicy.from_options(options)
         return cls(**settings)
 
     def catches(self, code: int) -> bool:

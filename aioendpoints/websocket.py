@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+from collections.abc import Coroutine, Iterable, Mapping
 from types import SimpleNamespace, TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
@@ -17,7 +18,16 @@ from .exceptions import (
     WebSocketDisconnect,
     WebSocketStateError,
 )
+from .limits import (
+    AUTH_TIMEOUT_CLOSE,
+    IDLE_TIMEOUT_CLOSE,
+    RATE_LIMIT_CLOSE,
+    SEND_TIMEOUT_CLOSE,
+    SendGuard,
+    TokenBucket,
+)
 from .options import RouteOptions, ValueType, check_value_type
+from .policy import peer_close_reply
 from .refusals import http_error
 
 if TYPE_CHECKING:
@@ -30,6 +40,7 @@ _CONNECTING, _OPEN, _CLOSED = 0, 1, 2
 
 _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
+_CLOSE = WSMsgType.CLOSE
 _FRAME_NAMES = {_TEXT: "text", _BINARY: "binary"}
 _MAX_REASON_BYTES = 123  # RFC 6455 §5.5: control frame payloads are at most 125 bytes.
 
@@ -52,14 +63,18 @@ class WebSocket:
     """
 
     __slots__ = (
+        "_auth_timer",
         "_close_code",
         "_close_reason",
+        "_closed_here",
         "_options",
         "_phase",
+        "_rate_limit",
         "_receive_frame",
         "_receive_json",
         "_receive_type",
         "_registry",
+        "_send_guard",
         "_send_type",
         "_state",
         "path_params",
@@ -87,6 +102,13 @@ class WebSocket:
         self._close_reason = ""
         self._state: SimpleNamespace | None = None
         self._registry: ConnectionRegistry | None = None
+        # Limits that cost something per message are set up by accept(), and only when
+        # the route configures them.
+        self._rate_limit: TokenBucket | None = None
+        self._send_guard: SendGuard | None = None
+        self._auth_timer: asyncio.TimerHandle | None = None
+        #: Whether this side closed first, so the view's WebSocketDisconnect is expected.
+        self._closed_here = False
         self.receive_type = self._options.receive_type
         self.send_type = self._options.send_type
 
@@ -213,13 +235,18 @@ class WebSocket:
                 "accept() was already called" if self.accepted else "connection was refused"
             )
         options = self._options
+        limits = options.policy.limits
         response = web.WebSocketResponse(
             protocols=(subprotocol,) if subprotocol else options.protocols,
             heartbeat=options.heartbeat,
-            receive_timeout=options.receive_timeout,
+            receive_timeout=options.receive_timeout or limits.idle_timeout,
             max_msg_size=options.max_msg_size,
             compress=options.compress,
             timeout=options.close_timeout,
+            # The peer's close frame is answered by _answer_close(), which refuses to echo
+            # the codes a peer must never send.
+            autoclose=False,
+            writer_limit=max(limits.write_buffer_limit // 4, 1024),
         )
         if headers is not None:
             response.headers.extend(headers.items() if isinstance(headers, Mapping) else headers)
@@ -228,6 +255,47 @@ class WebSocket:
         self._phase = _OPEN
         if self._registry is not None:
             self._registry.add(self)
+        self._start_limits()
+
+    def authenticated(self) -> None:
+        """Tell the connection that the peer has authenticated, in time for ``auth_timeout``.
+
+        With the route option ``auth_timeout``, a connection whose view has not called this
+        within that many seconds of :meth:`accept` is closed with 1008.
+        """
+        timer = self._auth_timer
+        if timer is not None:
+            self._auth_timer = None
+            timer.cancel()
+
+    def _start_limits(self) -> None:
+        limits = self._options.policy.limits
+        loop = asyncio.get_running_loop()
+        transport = self.request.transport
+        if transport is not None:
+            if limits.send_timeout is not None:
+                self._send_guard = SendGuard(
+                    transport, limits.write_buffer_limit, limits.send_timeout
+                )
+            else:
+                transport.set_write_buffer_limits(high=limits.write_buffer_limit)
+        if limits.rate_limit is not None:
+            self._rate_limit = TokenBucket(limits.rate_limit, loop.time)
+        if limits.auth_timeout is not None:
+            self._auth_timer = loop.call_later(limits.auth_timeout, self._auth_deadline)
+
+    def _auth_deadline(self) -> None:
+        self._auth_timer = None
+        if self._phase == _OPEN:
+            _run_in_background(self._close_for_policy(*AUTH_TIMEOUT_CLOSE))
+
+    async def _close_for_policy(self, code: int, reason: str) -> WebSocketDisconnect:
+        """Close for a limit the peer broke; return the disconnect for the view to raise."""
+        try:
+            await self.close(code, reason)
+        except (TimeoutError, ConnectionError):
+            self._abort()
+        return WebSocketDisconnect(code, reason)
 
     def reject(
         self,
@@ -292,11 +360,33 @@ class WebSocket:
 
     async def _receive_payload(self, expected: WSMsgType | None) -> str | bytes:
         response = self._open_response()
-        message = await response.receive()
+        try:
+            message = await response.receive()
+        except TimeoutError:
+            if self._options.policy.limits.idle_timeout is None:
+                raise
+            raise await self._close_for_policy(*IDLE_TIMEOUT_CLOSE) from None
         kind = message.type
         if kind is expected or (expected is None and (kind is _TEXT or kind is _BINARY)):
+            if self._rate_limit is not None and not self._rate_limit.take():
+                raise await self._close_for_policy(*RATE_LIMIT_CLOSE)
             return message.data  # type: ignore[no-any-return]
+        if kind is _CLOSE:
+            await self._answer_close(response, message.data, message.extra or "")
         raise self._receive_failure(message.type, message.data, message.extra, expected)
+
+    async def _answer_close(self, response: web.WebSocketResponse, code: int, reason: str) -> None:
+        """Answer the peer's close frame: echo its code, or fail with 1002 if it is invalid."""
+        reply = peer_close_reply(code)
+        if reply == CloseCode.PROTOCOL_ERROR:
+            reason = f"invalid close code {code}"
+            self._set_closed(reply, reason)
+            message = reason.encode()
+        else:
+            self._set_closed(code or CloseCode.NO_STATUS_RECEIVED, reason)
+            message = b""
+        # The peer is likely to drop the connection now: do not wait to drain our writes.
+        await response.close(code=reply, message=message, drain=False)
 
     def _receive_failure(
         self, kind: WSMsgType, data: Any, extra: Any, expected: WSMsgType | None
@@ -306,8 +396,8 @@ class WebSocket:
             return UnsupportedData(
                 reason=f"expected a {wanted} message, got a {_FRAME_NAMES[kind]} one"
             )
-        if kind is WSMsgType.CLOSE:
-            # The peer's close frame; aiohttp has already answered it.
+        if kind is _CLOSE:
+            # The peer's close frame; _answer_close() has answered it.
             self._set_closed(data or CloseCode.NO_STATUS_RECEIVED, extra or "")
         elif kind is WSMsgType.ERROR and isinstance(data, WebSocketError):
             # A protocol violation: aiohttp has closed with the matching code.
@@ -356,8 +446,16 @@ class WebSocket:
 
     async def _send_frame(self, payload: bytes | bytearray | memoryview, kind: WSMsgType) -> None:
         response = self._open_response()
+        guard = self._send_guard
         try:
-            await response.send_frame(payload, kind)  # type: ignore[arg-type]
+            if guard is None or guard.fits(len(payload)):
+                await response.send_frame(payload, kind)  # type: ignore[arg-type]
+            elif not await guard.send(response.send_frame(payload, kind)):  # type: ignore[arg-type]
+                code, reason = SEND_TIMEOUT_CLOSE
+                self._set_closed(code, reason)
+                self._closed_here = True
+                guard.drop(code, _encode_reason(reason), self._options.close_timeout)
+                raise WebSocketDisconnect(code, reason)
         except ConnectionResetError:
             self._set_closed(CloseCode.ABNORMAL_CLOSURE, "")
             raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE) from None
@@ -375,6 +473,7 @@ class WebSocket:
         if not is_sendable_close_code(code):
             raise ValueError(f"close code {code!r} cannot be sent in a close frame")
         self._set_closed(code, reason)
+        self._closed_here = True
         if self.response is not None:
             await self.response.close(code=code, message=_encode_reason(reason))
 
@@ -408,6 +507,8 @@ class WebSocket:
             self._phase = _CLOSED
             self._close_code = code
             self._close_reason = reason
+            # Release the connection now rather than when the deadline would have passed.
+            self.authenticated()
 
     def _abort(self) -> None:
         """Mark the connection as dropped (1006) and drop the transport."""
@@ -419,6 +520,15 @@ class WebSocket:
 
 
 _HINT = "set the route's value_type or use the matching send_*() method"
+
+# Strong references to the closes that limits start from timer callbacks.
+_background_closes: set[asyncio.Task[object]] = set()
+
+
+def _run_in_background(closing: Coroutine[object, None, object]) -> None:
+    task = asyncio.ensure_future(closing)
+    _background_closes.add(task)
+    task.add_done_callback(_background_closes.discard)
 
 
 def _encode_reason(reason: str) -> bytes:

@@ -1,0 +1,39 @@
+"""Admission: the checks a handshake passes before the view runs (origin, connection caps)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from .origins import ALLOWED_ORIGINS_KEY, SAME_ORIGIN_ONLY
+from .policy import RoutePolicy
+
+__all__ = ["admitting"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def admitting(handler: Handler, policy: RoutePolicy) -> Handler:
+    """Wrap ``handler`` so that refused handshakes get HTTP 403 or 503 before the view runs."""
+    route_origins = policy.origins
+    counter = policy.limits.counter()
+
+    async def admit(request: web.Request) -> web.StreamResponse:
+        origins = route_origins or request.config_dict.get(ALLOWED_ORIGINS_KEY, SAME_ORIGIN_ONLY)
+        refusal = origins.refusal(request)
+        if refusal is not None:
+            raise web.HTTPForbidden(text=refusal)
+        if counter is None:
+            return await handler(request)
+        client = request.remote
+        counter.admit(client)
+        try:
+            return await handler(request)
+        finally:
+            counter.release(client)
+
+    admit.__name__ = handler.__name__
+    admit.__qualname__ = handler.__qualname__
+    admit.__doc__ = handler.__doc__
+    return admit

@@ -1,0 +1,398 @@
+"""Limits: heartbeat, idle and authentication deadlines, slow readers, rates, connection caps."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import WSMsgType, WSServerHandshakeError, web
+
+import aioendpoints
+from aioendpoints import WebSocket, WebSocketDisconnect, WebSocketEndpoint, WebSocketRoutes
+from aioendpoints.limits import DEFAULT_HEARTBEAT, DEFAULT_SEND_TIMEOUT, RateLimit
+from aioendpoints.options import RouteOptions
+
+
+class Ended:
+    """Collects how connections ended: on_disconnect's codes and when they came."""
+
+    def __init__(self) -> None:
+        self.codes: list[int] = []
+        self.times: list[float] = []
+        self.event = asyncio.Event()
+
+    def add(self, code: int) -> None:
+        self.codes.append(code)
+        self.times.append(time.monotonic())
+        self.event.set()
+
+    async def first(self) -> int:
+        await asyncio.wait_for(self.event.wait(), 5)
+        return self.codes[0]
+
+
+def endpoint_app(ended: Ended, **route_options: Any) -> web.Application:
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/ws", **route_options)
+    class Echo(WebSocketEndpoint):
+        async def on_receive(self, ws: WebSocket, data: Any) -> None:
+            await ws.send(data)
+
+        async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
+            ended.add(close_code)
+
+    app = web.Application()
+    aioendpoints.setup(app)
+    app.add_routes(routes)
+    return app
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    """Routes ping every 20 s and give a slow reader 10 s; the other limits are off."""
+    options = RouteOptions.from_options({})
+    limits = options.policy.limits
+    assert options.heartbeat == DEFAULT_HEARTBEAT == 20.0
+    assert limits.send_timeout == DEFAULT_SEND_TIMEOUT == 10.0
+    assert limits.write_buffer_limit == 256 * 1024
+    assert (limits.idle_timeout, limits.auth_timeout, limits.rate_limit) == (None, None, None)
+    assert (limits.max_connections, limits.max_connections_per_client) == (None, None)
+
+
+async def test_heartbeat_closes_a_peer_that_ignores_pings(aiohttp_client: Any) -> None:
+    """A peer that never answers pings is dropped within 1.5 heartbeat intervals."""
+    ended = Ended()
+    client = await aiohttp_client(endpoint_app(ended, heartbeat=0.4))
+    ws = await client.ws_connect("/ws", autoping=False)
+    connected = time.monotonic()
+    assert await ended.first() == 1006
+    # 1.5 intervals, and some slack for a loaded machine.
+    assert ended.times[0] - connected < 0.4 * 1.5 + 0.3
+    await ws.close()
+
+
+async def test_heartbeat_keeps_an_answering_peer(aiohttp_client: Any) -> None:
+    """A peer that answers pings stays connected across many intervals."""
+    ended = Ended()
+    client = await aiohttp_client(endpoint_app(ended, heartbeat=0.2))
+    async with client.ws_connect("/ws") as ws:
+        receiving = asyncio.ensure_future(ws.receive())
+        await asyncio.sleep(0.8)
+        assert not receiving.done()
+        await ws.send_str("still here")
+        assert (await receiving).data == "still here"
+    assert await ended.first() == 1000
+
+
+async def test_idle_timeout_closes_with_1001_and_no_traceback(
+    aiohttp_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A peer silent for idle_timeout gets close 1001 "Idle timeout"; nothing is logged."""
+    ended = Ended()
+    client = await aiohttp_client(endpoint_app(ended, idle_timeout=0.2))
+    with caplog.at_level(logging.WARNING, logger="aioendpoints"):
+        async with client.ws_connect("/ws") as ws:
+            message = await ws.receive(timeout=5)
+    assert (message.type, message.data, message.extra) == (WSMsgType.CLOSE, 1001, "Idle timeout")
+    assert await ended.first() == 1001
+    assert caplog.records == []
+
+
+async def test_idle_timeout_restarts_with_each_message(aiohttp_client: Any) -> None:
+    """Messages keep a connection under idle_timeout open."""
+    ended = Ended()
+    client = await aiohttp_client(endpoint_app(ended, idle_timeout=0.5))
+    async with client.ws_connect("/ws") as ws:
+        for _ in range(8):
+            await asyncio.sleep(0.1)
+            await ws.send_str("tick")
+            assert await ws.receive_str() == "tick"
+    assert await ended.first() == 1000
+
+
+def test_idle_timeout_and_receive_timeout_are_exclusive() -> None:
+    """Setting both timeouts is refused at registration."""
+    with pytest.raises(ValueError, match="not both"):
+        RouteOptions.from_options({"idle_timeout": 1, "receive_timeout": 1})
+
+
+def auth_app(ended: Ended, auth_timeout: float) -> web.Application:
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/ws", auth_timeout=auth_timeout)
+    class Authenticated(WebSocketEndpoint):
+        encoding = "json"
+
+        async def on_receive(self, ws: WebSocket, data: Any) -> None:
+            if data.get("token") == "secret":
+                ws.authenticated()
+                await ws.send({"welcome": True})
+            else:
+                await ws.send({"echo": data})
+
+        async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
+            ended.add(close_code)
+
+    app = web.Application()
+    app.add_routes(routes)
+    return app
+
+
+async def test_missed_auth_deadline_closes_with_1008(
+    aiohttp_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A connection not authenticated within auth_timeout is closed with 1008 and a reason."""
+    ended = Ended()
+    client = await aiohttp_client(auth_app(ended, 0.5))
+    with caplog.at_level(logging.WARNING, logger="aioendpoints"):
+        async with client.ws_connect("/ws") as ws:
+            await ws.send_json({"hello": 1})
+            assert await ws.receive_json() == {"echo": {"hello": 1}}
+            message = await ws.receive(timeout=5)
+    assert (message.type, message.data) == (WSMsgType.CLOSE, 1008)
+    assert message.extra == "Authentication timeout"
+    assert await ended.first() == 1008
+    assert caplog.records == []
+
+
+async def test_authenticated_connection_outlives_the_deadline(aiohttp_client: Any) -> None:
+    """A view that calls ws.authenticated() in time keeps its connection."""
+    ended = Ended()
+    client = await aiohttp_client(auth_app(ended, 0.2))
+    async with client.ws_connect("/ws") as ws:
+        await ws.send_json({"token": "secret"})
+        assert await ws.receive_json() == {"welcome": True}
+        await asyncio.sleep(0.4)
+        await ws.send_json({"after": "deadline"})
+        assert await ws.receive_json() == {"echo": {"after": "deadline"}}
+    assert await ended.first() == 1000
+
+
+async def test_rate_limit_closes_with_1008(aiohttp_client: Any) -> None:
+    """A peer sending faster than rate_limit is closed with 1008 "Rate limit exceeded"."""
+    ended = Ended()
+    client = await aiohttp_client(endpoint_app(ended, rate_limit=RateLimit(1, 3)))
+    async with client.ws_connect("/ws") as ws:
+        for number in range(10):
+            await ws.send_str(str(number))
+        replies = []
+        while (message := await ws.receive(timeout=5)).type is WSMsgType.TEXT:
+            replies.append(message.data)
+    assert replies == ["0", "1", "2"]
+    assert (message.type, message.data, message.extra) == (
+        WSMsgType.CLOSE,
+        1008,
+        "Rate limit exceeded",
+    )
+    assert await ended.first() == 1008
+
+
+async def test_rate_limit_lets_a_steady_peer_through(aiohttp_client: Any) -> None:
+    """Messages within the rate, after the burst, all pass."""
+    ended = Ended()
+    client = await aiohttp_client(endpoint_app(ended, rate_limit=(20, 2)))
+    async with client.ws_connect("/ws") as ws:
+        for number in range(8):
+            await ws.send_str(str(number))
+            assert await ws.receive_str() == str(number)
+            await asyncio.sleep(0.06)
+    assert await ended.first() == 1000
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("rate_limit", (0, 1)),
+        ("rate_limit", (5, 0)),
+        ("send_timeout", -1),
+        ("write_buffer_limit", 0),
+        ("max_connections", 0),
+        ("auth_timeout", "soon"),
+    ],
+)
+def test_bad_limit_is_refused_at_registration(option: str, value: Any) -> None:
+    """A bad limit raises ValueError naming the option when the route is declared."""
+    with pytest.raises(ValueError, match=option):
+        RouteOptions.from_options({option: value})  # type: ignore[misc]
+
+
+async def open_slow_reader(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw WebSocket client that completes the handshake and then never reads."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101")
+    return reader, writer
+
+
+def flood_app(outcome: asyncio.Future[tuple[int, int, float]], **options: Any) -> web.Application:
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/ws", value_type="bytes", **options)
+    async def flood(ws: WebSocket) -> None:
+        await ws.accept()
+        chunk = b"x" * 65536
+        sent = 0
+        started = time.monotonic()
+        try:
+            while sent < 4000:  # 256 MiB at most: far more than any socket buffers.
+                await ws.send(chunk)
+                sent += 1
+        except WebSocketDisconnect as disconnect:
+            outcome.set_result((disconnect.code, sent, time.monotonic() - started))
+            raise
+        outcome.set_result((0, sent, time.monotonic() - started))
+
+    app = web.Application()
+    app.add_routes(routes)
+    return app
+
+
+async def test_slow_reader_is_closed_instead_of_blocking_the_sender(aiohttp_server: Any) -> None:
+    """A send that the reader does not make room for within send_timeout closes with 1008."""
+    outcome: asyncio.Future[tuple[int, int, float]] = asyncio.get_running_loop().create_future()
+    server = await aiohttp_server(
+        flood_app(outcome, send_timeout=0.3, write_buffer_limit=64 * 1024)
+    )
+    _, writer = await open_slow_reader(server.port)
+    try:
+        code, sent, elapsed = await asyncio.wait_for(outcome, 10)
+    finally:
+        writer.close()
+    assert code == 1008
+    assert sent < 4000
+    assert elapsed < 5
+
+
+async def test_fast_reader_is_not_closed_by_the_send_timeout(aiohttp_server: Any) -> None:
+    """A reader that keeps up gets every message despite a short send_timeout."""
+    outcome: asyncio.Future[tuple[int, int, float]] = asyncio.get_running_loop().create_future()
+    server = await aiohttp_server(
+        flood_app(outcome, send_timeout=0.3, write_buffer_limit=64 * 1024)
+    )
+    received = 0
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"http://127.0.0.1:{server.port}/ws") as ws,
+    ):
+        async for message in ws:
+            assert message.type is WSMsgType.BINARY
+            received += 1
+    code, sent, _ = await asyncio.wait_for(outcome, 30)
+    assert (code, sent, received) == (0, 4000, 4000)
+
+
+def held_app(release: asyncio.Event, **options: Any) -> web.Application:
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/ws", **options)
+    async def held(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.receive()
+
+    app = web.Application()
+    app.add_routes(routes)
+    return app
+
+
+async def connect_eventually(session: aiohttp.ClientSession, url: str) -> Any:
+    """Connect, retrying while the server has not yet counted a closed connection out."""
+    for _ in range(50):
+        try:
+            return await session.ws_connect(url)
+        except WSServerHandshakeError as error:
+            if error.status != 503:
+                raise
+            await asyncio.sleep(0.02)
+    raise AssertionError("the cap was never released")
+
+
+async def test_max_connections_refuses_with_503_before_upgrade(aiohttp_server: Any) -> None:
+    """Over max_connections the handshake gets HTTP 503; a closed slot is free again."""
+    server = await aiohttp_server(held_app(asyncio.Event(), max_connections=2))
+    url = f"http://127.0.0.1:{server.port}/ws"
+    async with aiohttp.ClientSession() as session:
+        first = await session.ws_connect(url)
+        second = await session.ws_connect(url)
+        with pytest.raises(WSServerHandshakeError) as refused:
+            await session.ws_connect(url)
+        assert refused.value.status == 503
+        await first.close()
+        third = await connect_eventually(session, url)
+        await second.close()
+        await third.close()
+
+
+async def test_max_connections_per_client_counts_each_address(aiohttp_server: Any) -> None:
+    """max_connections_per_client caps one address and leaves the others alone."""
+    server = await aiohttp_server(held_app(asyncio.Event(), max_connections_per_client=1))
+    url = f"http://127.0.0.1:{server.port}/ws"
+    async with (
+        aiohttp.ClientSession() as session,
+        aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+        ) as other_address,
+    ):
+        first = await session.ws_connect(url)
+        with pytest.raises(WSServerHandshakeError) as refused:
+            await session.ws_connect(url)
+        assert refused.value.status == 503
+        other = await other_address.ws_connect(url)
+        await first.close()
+        await other.close()
+
+
+def last_frame(data: bytes) -> tuple[int, bytes]:
+    """The opcode and payload of the last of the unmasked server frames in ``data``."""
+    position, frame = 0, (0, b"")
+    while position < len(data):
+        opcode, length = data[position] & 0x0F, data[position + 1] & 0x7F
+        position += 2
+        if length == 126:
+            length = int.from_bytes(data[position : position + 2], "big")
+            position += 2
+        elif length == 127:
+            length = int.from_bytes(data[position : position + 8], "big")
+            position += 8
+        frame = (opcode, data[position : position + length])
+        position += length
+    return frame
+
+
+async def test_slow_reader_that_catches_up_reads_the_1008_close_frame(
+    aiohttp_server: Any,
+) -> None:
+    """The 1008 close frame is queued behind the unread data, so a late reader still gets it."""
+    outcome: asyncio.Future[tuple[int, int, float]] = asyncio.get_running_loop().create_future()
+    server = await aiohttp_server(
+        flood_app(outcome, send_timeout=0.3, write_buffer_limit=64 * 1024)
+    )
+    reader, writer = await open_slow_reader(server.port)
+    try:
+        code, _, _ = await asyncio.wait_for(outcome, 10)
+        data = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    opcode, payload = last_frame(data)
+    assert code == 1008
+    assert (opcode, int.from_bytes(payload[:2], "big")) == (0x8, 1008)
+    assert payload[2:] == b"Send timeout: reader too slow"
