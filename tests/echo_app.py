@@ -14,7 +14,7 @@ from aiohttp import web
 import aioendpoints
 from aioendpoints import WebSocket, WebSocketClose, WebSocketEndpoint, WebSocketRoutes
 
-__all__ = ["DISCONNECTS_KEY", "MAX_MESSAGE_SIZE", "make_echo_app"]
+__all__ = ["DISCONNECTS_KEY", "CountedEndpoint", "MAX_MESSAGE_SIZE", "make_echo_app"]
 
 #: The routes' ``max_msg_size``: small, so tests can exceed it cheaply.
 MAX_MESSAGE_SIZE = 64 * 1024
@@ -22,33 +22,35 @@ MAX_MESSAGE_SIZE = 64 * 1024
 DISCONNECTS_KEY = web.AppKey("disconnects", list[tuple[str, int]])
 
 
-class _CountedEndpoint(WebSocketEndpoint):
+class CountedEndpoint(WebSocketEndpoint):
+    """Records each `on_disconnect` call in the app, under :data:`DISCONNECTS_KEY`."""
+
     async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
         ws.app[DISCONNECTS_KEY].append((type(self).__name__, close_code))
 
 
-class EchoText(_CountedEndpoint):
+class EchoText(CountedEndpoint):
     encoding = "text"
 
     async def on_receive(self, ws: WebSocket, data: Any) -> None:
         await ws.send(data)
 
 
-class EchoBytes(_CountedEndpoint):
+class EchoBytes(CountedEndpoint):
     encoding = "bytes"
 
     async def on_receive(self, ws: WebSocket, data: Any) -> None:
         await ws.send(data)
 
 
-class EchoJSON(_CountedEndpoint):
+class EchoJSON(CountedEndpoint):
     encoding = "json"
 
     async def on_receive(self, ws: WebSocket, data: Any) -> None:
         await ws.send(data)
 
 
-class EchoAny(_CountedEndpoint):
+class EchoAny(CountedEndpoint):
     """Echo text as text and bytes as bytes: what the Autobahn cases expect."""
 
     async def on_receive(self, ws: WebSocket, data: Any) -> None:
@@ -58,17 +60,17 @@ class EchoAny(_CountedEndpoint):
             await ws.send_bytes(data)
 
 
-class FailOnReceive(_CountedEndpoint):
+class FailOnReceive(CountedEndpoint):
     async def on_receive(self, ws: WebSocket, data: Any) -> None:
         raise RuntimeError("on_receive failed on purpose")
 
 
-class FailBeforeAccept(_CountedEndpoint):
+class FailBeforeAccept(CountedEndpoint):
     async def on_connect(self, ws: WebSocket) -> None:
         raise RuntimeError("on_connect failed on purpose, before accept()")
 
 
-class RefuseByPolicy(_CountedEndpoint):
+class RefuseByPolicy(CountedEndpoint):
     async def on_receive(self, ws: WebSocket, data: Any) -> None:
         raise WebSocketClose(1008, "rate limit exceeded")
 

@@ -26,10 +26,6 @@ from tests.rawws import (
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
-AIOHTTP_ACCEPTS_1006 = (
-    "aiohttp <= 3.14.5 accepts close code 1006 from a peer "
-    "(fixed upstream by https://github.com/aio-libs/aiohttp/pull/13536)"
-)
 AIOHTTP_ACCEPTS_UNMASKED = (
     "aiohttp <= 3.14.5 does not check the mask bit of client frames (RFC 6455 §5.1 says a "
     "server MUST close the connection); no upstream issue found"
@@ -178,7 +174,7 @@ async def test_policy_refusal_after_accept_closes_1008_with_reason(server: TestS
         999,
         1004,
         1005,
-        pytest.param(1006, marks=pytest.mark.xfail(strict=True, reason=AIOHTTP_ACCEPTS_1006)),
+        1006,  # aiohttp <= 3.14.5 lets it through; aioendpoints fails the connection itself
         1015,
         1016,
         2999,
