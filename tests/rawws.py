@@ -88,6 +88,7 @@ def build_frame(
     rsv: int = 0,
     mask: bool = True,
     declared_length: int | None = None,
+    mask_key: bytes | None = None,
 ) -> bytes:
     """Encode one frame; ``declared_length`` may lie about the payload's length."""
     length = len(payload) if declared_length is None else declared_length
@@ -103,7 +104,7 @@ def build_frame(
         head += struct.pack("!Q", length)
     if not mask:
         return bytes(head) + payload
-    key = os.urandom(4)
+    key = os.urandom(4) if mask_key is None else mask_key
     return bytes(head) + key + _apply_mask(key, payload)
 
 
