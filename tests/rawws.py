@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import os
 import socket
@@ -150,13 +151,13 @@ def new_key() -> str:
 
 
 async def http_request(
-    host: str, port: int, request: bytes, timeout: float = DEFAULT_TIMEOUT
+    host: str, port: int, request: bytes, within: float = DEFAULT_TIMEOUT
 ) -> HTTPResponse:
     """Send a raw HTTP request and read the response head."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(request)
-        return await asyncio.wait_for(_read_response_head(reader), timeout)
+        return await asyncio.wait_for(_read_response_head(reader), within)
     finally:
         writer.close()
         await _wait_closed(writer)
@@ -179,13 +180,13 @@ class RawWebSocket:
         path: str,
         *,
         headers: Mapping[str, str] | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        within: float = DEFAULT_TIMEOUT,
     ) -> RawWebSocket:
         """Open a connection and complete the handshake; fail unless the server says 101."""
         reader, writer = await asyncio.open_connection(host, port)
         key = new_key()
         writer.write(upgrade_request(path, f"{host}:{port}", key=key, headers=headers))
-        response = await asyncio.wait_for(_read_response_head(reader), timeout)
+        response = await asyncio.wait_for(_read_response_head(reader), within)
         if response.status != 101:
             writer.close()
             raise ConnectionError(f"handshake refused with HTTP {response.status}")
@@ -217,9 +218,9 @@ class RawWebSocket:
 
     # Receiving -------------------------------------------------------------------------
 
-    async def read_frame(self, timeout: float = DEFAULT_TIMEOUT) -> Frame:
+    async def read_frame(self, within: float = DEFAULT_TIMEOUT) -> Frame:
         """Read the server's next frame; ``asyncio.IncompleteReadError`` at end of stream."""
-        return await asyncio.wait_for(self._read_frame(), timeout)
+        return await asyncio.wait_for(self._read_frame(), within)
 
     async def _read_frame(self) -> Frame:
         first, second = await self.reader.readexactly(2)
@@ -234,23 +235,23 @@ class RawWebSocket:
             payload = _apply_mask(key, payload)
         return Frame(bool(first & 0x80), first >> 4 & 0x7, first & 0xF, payload)
 
-    async def read_message(self, timeout: float = DEFAULT_TIMEOUT) -> Frame:
+    async def read_message(self, within: float = DEFAULT_TIMEOUT) -> Frame:
         """Read the next data frame, answering nothing and skipping pings and pongs."""
         while True:
-            frame = await self.read_frame(timeout)
+            frame = await self.read_frame(within)
             if frame.opcode not in (Opcode.PING, Opcode.PONG):
                 return frame
 
-    async def read_text(self, timeout: float = DEFAULT_TIMEOUT) -> str:
+    async def read_text(self, within: float = DEFAULT_TIMEOUT) -> str:
         """Read the next data frame, which must be text, decoded."""
-        frame = await self.read_message(timeout)
+        frame = await self.read_message(within)
         if frame.opcode != Opcode.TEXT:
             raise AssertionError(f"expected a text frame, got {frame}")
         return frame.payload.decode()
 
-    async def read_close(self, timeout: float = DEFAULT_TIMEOUT) -> Close:
+    async def read_close(self, within: float = DEFAULT_TIMEOUT) -> Close:
         """Read until the server's close frame or the end of the stream, and say which."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while True:
                 try:
                     frame = await self._read_frame()
@@ -262,10 +263,10 @@ class RawWebSocket:
                     (code,) = struct.unpack("!H", frame.payload[:2])
                     return Close(code, frame.payload[2:].decode(errors="replace"))
 
-    async def closed_by_server(self, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    async def closed_by_server(self, within: float = DEFAULT_TIMEOUT) -> bool:
         """Wait for the server to end the TCP connection; ``False`` if it is still open."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within):
                 while await self.reader.read(65536):
                     pass
         except TimeoutError:
@@ -302,10 +303,8 @@ async def _read_response_head(reader: asyncio.StreamReader) -> HTTPResponse:
 
 
 async def _wait_closed(writer: asyncio.StreamWriter) -> None:
-    try:
+    with contextlib.suppress(ConnectionError, OSError):
         await writer.wait_closed()
-    except (ConnectionError, OSError):
-        pass
 
 
 def _apply_mask(key: bytes, payload: bytes) -> bytes:

@@ -35,9 +35,9 @@ def raise_open_file_limit(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-async def settle(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass; return its last value."""
-    deadline = time.monotonic() + timeout
+async def settle(condition: Callable[[], bool], within: float = 5.0) -> bool:
+    """Poll ``condition`` until it holds or ``within`` seconds pass; return its last value."""
+    deadline = time.monotonic() + within
     while not condition():
         if time.monotonic() > deadline:
             return False
@@ -57,9 +57,9 @@ class Baseline:
         """Record the current counts (call it from a running test)."""
         return cls(len(asyncio.all_tasks()), open_file_descriptors())
 
-    async def restored(self, timeout: float = 5.0) -> Baseline:
+    async def restored(self, within: float = 5.0) -> Baseline:
         """Wait for the counts to come back down; return what they are then."""
-        await settle(self._holds, timeout)
+        await settle(self._holds, within)
         return Baseline.take()
 
     def _holds(self) -> bool:

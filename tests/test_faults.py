@@ -66,9 +66,9 @@ def disconnects(server: TestServer) -> list[tuple[str, int]]:
     return server.app[DISCONNECTS_KEY]
 
 
-async def disconnected_once(server: TestServer, code: int, timeout: float = 5.0) -> None:
+async def disconnected_once(server: TestServer, code: int, within: float = 5.0) -> None:
     """Wait for one ``on_disconnect`` call, then check it was the only one, with ``code``."""
-    await settle(lambda: len(disconnects(server)) >= 1, timeout)
+    await settle(lambda: len(disconnects(server)) >= 1, within)
     await asyncio.sleep(0.1)  # a second, wrong call would come right after the first
     assert [code for _, code in disconnects(server)] == [code]
 
@@ -106,11 +106,11 @@ async def test_peer_that_ignores_pings_is_closed_by_heartbeat(
     client = await connect(server)
     started = time.monotonic()
     # The raw client reads nothing and so answers no ping.
-    await settle(lambda: bool(disconnects(server)), timeout=10 * heartbeat)
+    await settle(lambda: bool(disconnects(server)), within=10 * heartbeat)
     elapsed = time.monotonic() - started
     await disconnected_once(server, 1006)
     assert elapsed < 1.5 * heartbeat + 0.5
-    assert await client.closed_by_server(timeout=2.0)
+    assert await client.closed_by_server(within=2.0)
     await client.aclose()
     assert await baseline.restored() == baseline
 
@@ -132,7 +132,7 @@ async def test_peer_that_ignores_our_close_frame_is_dropped(
     client.send_text("bye")
     assert await client.read_close() == Close(1000, "bye")
     # No close frame back: the server must give up on the handshake and hang up.
-    assert await client.closed_by_server(timeout=3.0)
+    assert await client.closed_by_server(within=3.0)
     await client.aclose()
     await disconnected_once(server, 1000)
     assert await baseline.restored() == baseline
@@ -258,9 +258,9 @@ async def test_slow_consumer_is_closed_instead_of_blocking_its_sender(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
-    reader, writer = await asyncio.open_connection(sock=sock)
+    _, writer = await asyncio.open_connection(sock=sock)
     writer.write(upgrade_request("/ws", f"127.0.0.1:{server.port}", key=new_key()))
-    await disconnected_once(server, 1008, timeout=10.0)
+    await disconnected_once(server, 1008, within=10.0)
     writer.close()
     assert await baseline.restored() == baseline
 

@@ -10,7 +10,7 @@ import asyncio
 import gc
 import weakref
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import pytest
@@ -34,9 +34,9 @@ class SequenceChecker(WebSocketEndpoint):
 
     encoding = "json"
     #: Live instances: one per open connection, none once they have all ended.
-    instances: weakref.WeakSet[SequenceChecker] = weakref.WeakSet()
+    instances: ClassVar[weakref.WeakSet[SequenceChecker]] = weakref.WeakSet()
     #: Sequence numbers received, per connection id.
-    received: dict[int, list[int]] = {}  # noqa: RUF012 -- reset by each test
+    received: ClassVar[dict[int, list[int]]] = {}
 
     def __init__(self, websocket: WebSocket) -> None:
         super().__init__(websocket)

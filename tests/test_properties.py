@@ -32,8 +32,9 @@ json_values = st.recursive(
     | st.integers(min_value=-(2**63), max_value=2**63 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=30,
 )
 
@@ -143,14 +144,14 @@ async def test_random_bytes_never_break_the_server(
         websocket = await RawWebSocket.connect("127.0.0.1", server.port, "/echo")
         websocket.send_raw(data)
         try:
-            close = await websocket.read_close(timeout=0.3)
+            close = await websocket.read_close(within=0.3)
         except TimeoutError:
             close = None  # still open, waiting for the rest of a frame
         await websocket.aclose()
         if close is not None:
             assert close.code in FAILURE_CODES | client_close_codes(data), close
         # However it ended, the view finishes: on_disconnect runs, nothing hangs.
-        assert await settle(lambda: len(server.app[DISCONNECTS_KEY]) == 1, timeout=3.0)
+        assert await settle(lambda: len(server.app[DISCONNECTS_KEY]) == 1, within=3.0)
         await server.close()
     problems = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert problems == []
