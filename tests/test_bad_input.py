@@ -48,14 +48,18 @@ async def connect(server: TestServer, path: str, **options: object) -> RawWebSoc
 
 
 async def close_after(
-    server: TestServer, path: str, *frames: bytes, headers: dict[str, str] | None = None
+    server: TestServer,
+    path: str,
+    *frames: bytes,
+    headers: dict[str, str] | None = None,
+    within: float = 5.0,
 ) -> Close:
     """Send ``frames`` on a fresh connection to ``path`` and return how the server closed."""
     websocket = await connect(server, path, headers=headers)
     try:
         for frame in frames:
             websocket.send_raw(frame)
-        return await websocket.read_close()
+        return await websocket.read_close(within)
     finally:
         await websocket.aclose()
 
@@ -232,7 +236,7 @@ async def test_close_reason_that_is_not_utf8_fails_with_1007(server: TestServer)
 @pytest.mark.xfail(strict=True, reason=AIOHTTP_ACCEPTS_UNMASKED)
 async def test_unmasked_client_frame_fails_with_1002(server: TestServer) -> None:
     """A client frame without a mask fails the connection with 1002."""
-    close = await close_after(server, "/echo", text(b"no mask", mask=False))
+    close = await close_after(server, "/echo", text(b"no mask", mask=False), within=1.0)
     assert close.code == 1002
     await assert_still_serving(server)
 
