@@ -109,7 +109,7 @@ async def test_peer_that_ignores_pings_is_closed_by_heartbeat(
     await settle(lambda: bool(disconnects(server)), within=10 * heartbeat)
     elapsed = time.monotonic() - started
     await disconnected_once(server, 1006)
-    assert elapsed < 1.5 * heartbeat + 0.5
+    assert elapsed < 1.5 * heartbeat + 1.0  # a margin for a loaded machine
     assert await client.closed_by_server(within=2.0)
     await client.aclose()
     assert await baseline.restored() == baseline
