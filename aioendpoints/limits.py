@@ -60,7 +60,7 @@ class Limits:
         settings: dict[str, Any] = {}
         for name in ("idle_timeout", "auth_timeout", "send_timeout"):
             if name in options:
-                settings[name] = _positive_or_none(name, options[name])
+                settings[name] = positive_or_none(name, options[name])
         if "write_buffer_limit" in options:
             settings["write_buffer_limit"] = _positive_int("write_buffer_limit", options)
         for name in ("max_connections", "max_connections_per_client"):
@@ -184,7 +184,8 @@ def _unavailable(text: str) -> web.HTTPServiceUnavailable:
     return web.HTTPServiceUnavailable(text=text, headers={"Retry-After": "5"})
 
 
-def _positive_or_none(name: str, value: object) -> float | None:
+def positive_or_none(name: str, value: object) -> float | None:
+    """Check a duration option: a positive number of seconds, or ``None`` for none."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
 from .close_codes import CloseCode
-from .limits import DEFAULT_HEARTBEAT
+from .limits import DEFAULT_HEARTBEAT, positive_or_none
 from .policy import PolicyOptions, RoutePolicy
 from .serialization import JSONDumps, JSONLoads, default_dumps, default_loads
 
@@ -113,7 +113,7 @@ class RouteOptions:
             settings["protocols"] = tuple(protocols)
         for name in ("heartbeat", "receive_timeout", "close_timeout"):
             if name in options:
-                settings[name] = _positive_or_none(name, options[name])
+                settings[name] = positive_or_none(name, options[name])
         if settings.get("close_timeout", 1) is None:
             raise ValueError("close_timeout must be a positive number, got None")
         if "max_msg_size" in options:
@@ -146,11 +146,3 @@ def _caught_codes(codes: Iterable[int] | str) -> frozenset[int] | None:
     if not all(isinstance(code, int) and not isinstance(code, bool) for code in codes):
         raise ValueError(f'caught_close_codes must be close codes or "all", got {codes!r}')
     return frozenset(codes)
-
-
-def _positive_or_none(name: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError(f"{name} must be a positive number or None, got {value!r}")
-    return float(value)
