@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import sys
 import time
@@ -113,7 +112,7 @@ async def _connect_when_up(
 
 
 async def test_launched_with_python_m_aiohttp_web() -> None:
-    """`python -m aiohttp.web` serves the example; Ctrl+C closes clients with 1001 promptly."""
+    """`python -m aiohttp.web` serves the example app to a real client (see test_shutdown)."""
     port = _free_port()
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "aiohttp.web", "-H", "127.0.0.1", "-P", str(port),
@@ -130,14 +129,7 @@ async def test_launched_with_python_m_aiohttp_web() -> None:
             room = await session.ws_connect(f"http://127.0.0.1:{port}/rooms/blue")
             await room.send_json({"n": 1})
             assert await room.receive_json(timeout=5) == {"room": "blue", "echo": {"n": 1}}
-            started = time.monotonic()
-            server.send_signal(signal.SIGINT)
-            message = await room.receive(timeout=10)
-            assert (message.type, message.data) == (WSMsgType.CLOSE, CloseCode.GOING_AWAY)
             await room.close()
-        assert await asyncio.wait_for(server.wait(), 15) == 0
-        assert time.monotonic() - started < 10
     finally:
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
+        server.kill()
+        await server.wait()
