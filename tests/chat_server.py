@@ -89,5 +89,3 @@ def server_errors(log: str) -> list[str]:
         elif line.startswith("Traceback") and level != "DEBUG":
             problems.append(line)
     return problems
-
-
