@@ -1,19 +1,25 @@
-"""The chat demo as two server processes sharing rooms through a real Redis.
+"""The chat demo over a real Redis: two server processes sharing rooms, and Redis failing.
 
-Both run as the README says, ``python -m aiohttp.web ... examples.chat:init_app``, with
-``CHAT_REDIS_URL`` naming the test Redis; each test uses a room of its own.
+The processes run as the README says, ``python -m aiohttp.web ... examples.chat:init_app``,
+with ``CHAT_REDIS_URL`` naming the test Redis; each test uses a room of its own.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
+from aioendpoints.testing import WebSocketConnect, WebSocketTestClient
+from examples.chat import init_app
 from tests.chat_server import ChatServer, free_port, server_errors
+from tests.conftest import require_redis_server
+from tests.redis_server import RedisServer
 
 #: How long a test waits for a message it expects.
 RECEIVE_TIMEOUT = 10.0
@@ -122,3 +128,43 @@ async def test_leaving_is_seen_on_the_other_process(
 
     await ada.close()
     assert await receive(bob, "left") == {"type": "left", "id": ada_welcome["id"], "name": "Ada"}
+
+
+@pytest.fixture
+async def chat_with_stopped_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, websocket_connect: WebSocketConnect
+) -> AsyncIterator[tuple[web.Application, WebSocketTestClient]]:
+    """The demo on a private Redis, with Ada in the lobby, after that Redis has stopped."""
+    require_redis_server()
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        monkeypatch.setenv("CHAT_REDIS_URL", redis.url)
+        app = init_app()
+        ada = await websocket_connect(app, "/ws/rooms/lobby?name=Ada")
+        for kind in ("welcome", "present", "joined"):
+            assert (await ada.receive_json())["type"] == kind
+        redis.kill()
+        yield app, ada
+    finally:
+        redis.kill()
+
+
+async def test_saying_while_redis_is_down_gets_an_error_back(
+    chat_with_stopped_redis: tuple[web.Application, WebSocketTestClient],
+) -> None:
+    """A message that cannot be published is answered with an error; the socket stays open."""
+    _, ada = chat_with_stopped_redis
+    await ada.send_json({"type": "message", "text": "anyone?"})
+    await ada.expect_json({"type": "error", "error": "the chat is unavailable, try again"})
+
+
+async def test_joining_while_redis_is_down_closes_with_1013(
+    chat_with_stopped_redis: tuple[web.Application, WebSocketTestClient],
+    websocket_connect: WebSocketConnect,
+) -> None:
+    """A newcomer is closed with 1013 (try again later), which the page retries."""
+    app, _ = chat_with_stopped_redis
+    bob = await websocket_connect(app, "/ws/rooms/lobby?name=Bob")
+    assert (await bob.receive_json())["type"] == "welcome"
+    await bob.expect_close(1013, "the chat is unavailable")
