@@ -92,10 +92,10 @@ def parse(data: Any) -> Say | Present:
     raise InvalidMessage(f"unknown message type {kind!r}")
 
 
-def _check_text(text: Any) -> str:
-    if not isinstance(text, str):
+def _check_text(value: object) -> str:
+    if not isinstance(value, str):
         raise InvalidMessage('"text" must be a string')
-    text = text.strip()
+    text = value.strip()
     if not text:
         raise InvalidMessage("empty message")
     if len(text) > MAX_TEXT_LENGTH:
