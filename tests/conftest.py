@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from tests.redis_server import REDIS_SERVER, RedisServer
 
 #: Set by .ci/run: a test that would skip for want of a service fails instead.
 REQUIRE_SERVICES = os.environ.get("AIOENDPOINTS_REQUIRE_SERVICES") == "1"
@@ -15,3 +19,33 @@ def service_missing(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"required service missing (AIOENDPOINTS_REQUIRE_SERVICES=1): {reason}")
     pytest.skip(reason)
+
+
+def require_redis_client() -> None:
+    """Call :func:`service_missing` unless redis-py is installed."""
+    if importlib.util.find_spec("redis") is None:
+        service_missing("the redis package is not installed (pip install 'aioendpoints[redis]')")
+
+
+def require_redis_server() -> None:
+    """Call :func:`service_missing` unless redis-py and redis-server are installed."""
+    require_redis_client()
+    if not os.access(REDIS_SERVER, os.X_OK):
+        service_missing(f"redis-server is not installed ({REDIS_SERVER})")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The shared Redis: AIOENDPOINTS_REDIS_URL, or a redis-server started for the session."""
+    require_redis_client()
+    url = os.environ.get("AIOENDPOINTS_REDIS_URL")
+    if url:
+        yield url
+        return
+    require_redis_server()
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.kill()

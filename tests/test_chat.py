@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -13,10 +14,11 @@ from examples.chat import init_app
 async def join(
     websocket_connect: WebSocketConnect, app: web.Application, name: str, room: str = "lobby"
 ) -> WebSocketTestClient:
-    """Join ``room`` as ``name`` and read the two messages every join produces."""
+    """Join ``room`` as ``name`` and read the three messages every join produces."""
     ws = await websocket_connect(app, f"/ws/rooms/{room}?name={name}")
-    await ws.expect_json({"type": "joined", "name": name})
-    await receive_type(ws, "members")
+    await receive_type(ws, "welcome")
+    await receive_type(ws, "present")
+    await receive_type(ws, "joined")
     return ws
 
 
@@ -27,14 +29,41 @@ async def receive_type(ws: WebSocketTestClient, kind: str) -> dict[str, Any]:
     return dict(message)
 
 
-async def test_joining_lists_the_members_in_order(websocket_connect: WebSocketConnect) -> None:
-    """Everyone in the room learns who joined and the new list of members."""
+def names(present: dict[str, Any]) -> list[str]:
+    """The names in a ``present`` message."""
+    return [member["name"] for member in present["members"]]
+
+
+async def test_a_new_member_learns_its_ids(websocket_connect: WebSocketConnect) -> None:
+    """The first message gives the member its own id and its server's id."""
+    ws = await websocket_connect(init_app(), "/ws/rooms/lobby?name=Ada")
+    welcome = await receive_type(ws, "welcome")
+    assert re.fullmatch("[0-9a-f]{32}", welcome["id"])
+    assert re.fullmatch("[0-9a-f]{32}", welcome["server"])
+    assert welcome["id"] != welcome["server"]
+
+
+async def test_a_new_member_gets_the_members_here(websocket_connect: WebSocketConnect) -> None:
+    """A newcomer is sent the room's members in this process, itself included, by name."""
+    app = init_app()
+    await join(websocket_connect, app, "Bob")
+    await join(websocket_connect, app, "ada")
+    cy = await websocket_connect(app, "/ws/rooms/lobby?name=Cy")
+    cy_id = (await receive_type(cy, "welcome"))["id"]
+    present = await receive_type(cy, "present")
+    assert names(present) == ["ada", "Bob", "Cy"]
+    assert cy_id in [member["id"] for member in present["members"]]
+
+
+async def test_joining_is_announced_to_the_room(websocket_connect: WebSocketConnect) -> None:
+    """Everyone in the room, the newcomer included, learns its id, name and server."""
     app = init_app()
     ada = await join(websocket_connect, app, "Ada")
     bob = await websocket_connect(app, "/ws/rooms/lobby?name=Bob")
+    welcome = await receive_type(bob, "welcome")
+    await receive_type(bob, "present")
     for ws in (ada, bob):
-        await ws.expect_json({"type": "joined", "name": "Bob"})
-        await ws.expect_json({"type": "members", "members": ["Ada", "Bob"]})
+        await ws.expect_json({**welcome, "type": "joined", "name": "Bob"})
 
 
 async def test_a_message_reaches_everyone_in_the_room(websocket_connect: WebSocketConnect) -> None:
@@ -43,7 +72,6 @@ async def test_a_message_reaches_everyone_in_the_room(websocket_connect: WebSock
     ada = await join(websocket_connect, app, "Ada")
     bob = await join(websocket_connect, app, "Bob")
     await receive_type(ada, "joined")
-    await receive_type(ada, "members")
     await ada.send_json({"type": "message", "text": " hello "})
     for ws in (ada, bob):
         message = await receive_type(ws, "message")
@@ -63,15 +91,31 @@ async def test_rooms_are_separate(websocket_connect: WebSocketConnect) -> None:
 
 
 async def test_leaving_tells_the_others(websocket_connect: WebSocketConnect) -> None:
-    """When a member leaves, the others get a notice and the new list of members."""
+    """When a member leaves, the others are told its id and name."""
     app = init_app()
     ada = await join(websocket_connect, app, "Ada")
     bob = await join(websocket_connect, app, "Bob")
-    await receive_type(ada, "joined")
-    await receive_type(ada, "members")
+    bob_id = (await receive_type(ada, "joined"))["id"]
     await bob.close()
-    await ada.expect_json({"type": "left", "name": "Bob"})
-    await ada.expect_json({"type": "members", "members": ["Ada"]})
+    await ada.expect_json({"type": "left", "id": bob_id, "name": "Bob"})
+
+
+async def test_a_presence_answer_reaches_only_the_newcomer(
+    websocket_connect: WebSocketConnect,
+) -> None:
+    """``present`` to a member id is delivered to that member alone, naming the sender."""
+    app = init_app()
+    ada = await join(websocket_connect, app, "Ada")
+    bob = await join(websocket_connect, app, "Bob")
+    cy = await join(websocket_connect, app, "Cy")
+    await receive_type(ada, "joined")  # Bob's
+    cy_id = (await receive_type(ada, "joined"))["id"]
+    await ada.send_json({"type": "present", "to": cy_id})
+    present = await receive_type(cy, "present")
+    assert names(present) == ["Ada"]
+    await ada.send_json({"type": "message", "text": "after"})
+    await receive_type(bob, "joined")  # Cy's
+    assert (await receive_type(bob, "message"))["text"] == "after"
 
 
 async def test_a_malformed_message_gets_an_error_back(websocket_connect: WebSocketConnect) -> None:
@@ -83,6 +127,8 @@ async def test_a_malformed_message_gets_an_error_back(websocket_connect: WebSock
     await ws.expect_json({"type": "error", "error": "unknown message type 'shout'"})
     await ws.send_json({"type": "message", "text": "   "})
     await ws.expect_json({"type": "error", "error": "empty message"})
+    await ws.send_json({"type": "present", "to": "someone"})
+    await ws.expect_json({"type": "error", "error": '"to" must be a member id'})
     await ws.send_json({"type": "message", "text": "still here"})
     assert (await receive_type(ws, "message"))["text"] == "still here"
 

@@ -8,24 +8,20 @@ on a free loopback port. Set ``AIOENDPOINTS_UPDATE_SCREENSHOT=1`` to refresh
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.chat_server import ROOT, ChatServer, free_port, server_errors
 from tests.conftest import service_missing
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
-ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "_static" / "chat.png"
 CHROMIUM = os.environ.get("AIOENDPOINTS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -42,78 +38,6 @@ WAIT_MS = 20_000
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    """A loopback port that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class ChatServer:
-    """The demo, run as a subprocess with ``python -m aiohttp.web`` on a fixed port."""
-
-    def __init__(self, port: int, log_path: Path) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}/"
-        self.log_path = log_path
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the server and wait until it accepts connections."""
-        command = [sys.executable, "-m", "aiohttp.web", "-H", "127.0.0.1", "-P", str(self.port)]
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                [*command, "examples.chat:init_app"], cwd=ROOT, stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                pytest.fail(f"the demo exited with {self._process.returncode}:\n{self.log()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-            except OSError:
-                time.sleep(0.05)
-            else:
-                return
-        pytest.fail(f"the demo did not listen on port {self.port} within 15 s:\n{self.log()}")
-
-    def stop(self) -> None:
-        """Stop the server as Ctrl+C would, and wait for it to exit."""
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout=5)
-        self._process = None
-
-    def log(self) -> str:
-        """Everything the server printed."""
-        return self.log_path.read_text(errors="replace")
-
-
-def server_errors(log: str) -> list[str]:
-    """Log records at ERROR or above, and tracebacks outside DEBUG records.
-
-    ``python -m aiohttp.web`` logs at DEBUG, and asyncio's debug mode (on under
-    PYTHONDEVMODE) logs a browser's connection reset as a DEBUG record with a traceback:
-    that is not a server error.
-    """
-    problems = []
-    level = ""
-    for line in log.splitlines():
-        record = re.match(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL):", line)
-        if record:
-            level = record[1]
-            if level in ("ERROR", "CRITICAL"):
-                problems.append(line)
-        elif line.startswith("Traceback") and level != "DEBUG":
-            problems.append(line)
-    return problems
-
-
 @pytest.fixture
 def chat_server(tmp_path: Path) -> Iterator[ChatServer]:
     """The chat demo, served on a free loopback port for the test."""
@@ -122,6 +46,19 @@ def chat_server(tmp_path: Path) -> Iterator[ChatServer]:
     yield server
     server.stop()
     assert not server_errors(server.log()), server.log()
+
+
+@pytest.fixture
+def shared_chat_servers(tmp_path: Path, redis_url: str) -> Iterator[list[ChatServer]]:
+    """Two demo processes sharing rooms through the test Redis (``CHAT_REDIS_URL``)."""
+    servers = [ChatServer(free_port(), tmp_path / f"server-{n}.log", redis_url) for n in (1, 2)]
+    for server in servers:
+        server.start()
+    yield servers
+    for server in servers:
+        server.stop()
+    for server in servers:
+        assert not server_errors(server.log()), server.log()
 
 
 @pytest.fixture
@@ -223,3 +160,24 @@ async def test_pages_reconnect_after_a_server_restart(
 
     await say(ada, "Back again")
     await wait_for_message(bob, "Back again")
+
+
+async def test_pages_on_two_processes_share_a_room(
+    shared_chat_servers: list[ChatServer], browser: Browser
+) -> None:
+    """Pages served by two processes sharing Redis list each other and chat."""
+    room = f"shared-{uuid.uuid4().hex[:8]}"  # the Redis may be shared with other tests
+    first, second = shared_chat_servers
+    ada = await join(browser, first.url, "Ada", room)
+    cy = await join(browser, first.url, "Cy", room)
+    bob = await join(browser, second.url, "Bob", room)
+    for page in (ada, bob, cy):
+        await wait_for_members(page, ["Ada", "Bob", "Cy"])
+
+    await say(bob, "Hello from the second process")
+    await wait_for_message(ada, "Hello from the second process")
+    await say(ada, "Hi Bob, from the first")
+    await wait_for_message(bob, "Hi Bob, from the first")
+
+    await cy.close()
+    await wait_for_members(bob, ["Ada", "Bob"])

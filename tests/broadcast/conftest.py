@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,44 +13,19 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import service_missing
+from tests.conftest import require_redis_server
+from tests.redis_server import RedisServer
 
 from .chat_app import make_app
-from .redis_server import REDIS_SERVER, RedisServer
 
 #: How long a test waits for a message it expects.
 RECEIVE_TIMEOUT = 10.0
 
 
-def _require_redis_server() -> None:
-    if importlib.util.find_spec("redis") is None:
-        service_missing("the redis package is not installed (pip install 'aioendpoints[redis]')")
-    if not os.access(REDIS_SERVER, os.X_OK):
-        service_missing(f"redis-server is not installed ({REDIS_SERVER})")
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The shared Redis: AIOENDPOINTS_REDIS_URL, or a redis-server started for the session."""
-    if importlib.util.find_spec("redis") is None:
-        service_missing("the redis package is not installed (pip install 'aioendpoints[redis]')")
-    url = os.environ.get("AIOENDPOINTS_REDIS_URL")
-    if url:
-        yield url
-        return
-    _require_redis_server()
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.kill()
-
-
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A private redis-server that the test may kill and restart."""
-    _require_redis_server()
+    require_redis_server()
     server = RedisServer(tmp_path)
     server.start()
     try:

@@ -15,11 +15,11 @@ from aiohttp.test_utils import TestClient, TestServer
 import aioendpoints
 from aioendpoints import Broadcast, BroadcastUnavailable
 from aioendpoints.broadcast.redis import RedisBackend
+from tests.redis_server import RedisServer
 
 from .chat_app import make_app
 from .conftest import ChatServers, receive_json
 from .processes import aiohttp_web, free_port, gunicorn, serve
-from .redis_server import RedisServer
 
 
 async def join(session: aiohttp.ClientSession, base: str, group: str) -> tuple[Any, int]:

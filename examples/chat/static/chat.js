@@ -1,5 +1,9 @@
 // The chat page: join a room over a WebSocket, show who is there and what they say,
 // and reconnect with exponential back-off when the connection drops.
+//
+// The list of members is built here from the server's events (see examples/chat/__init__.py):
+// "welcome" starts it afresh, "present" and "joined" add members, "left" removes one, and a
+// "joined" that came through another server process is answered with a "present".
 
 const FIRST_RETRY_MS = 500;
 const MAX_RETRY_MS = 15000;
@@ -16,6 +20,11 @@ let socket = null;
 let failedAttempts = 0;
 let hasConnected = false;
 let retryTimer = null;
+// This connection's member id and its server's id, from "welcome".
+let myId = null;
+let myServer = null;
+// Member id -> name: names may repeat, ids do not.
+const members = new Map();
 
 function showStatus(state, text) {
   status.dataset.state = state;
@@ -42,15 +51,23 @@ function addLine(className, ...parts) {
   messageList.scrollTop = messageList.scrollHeight;
 }
 
-function showMembers(names) {
-  const list = $("members");
-  list.replaceChildren(
+function showMembers() {
+  const names = [...members.values()].sort((a, b) => a.localeCompare(b));
+  $("members").replaceChildren(
     ...names.map((member) => {
       const item = document.createElement("li");
       item.textContent = member;
       return item;
     }),
   );
+}
+
+function answerPresence(message) {
+  // Members on the same server are in the list that server sent the newcomer.
+  if (message.server === myServer || message.id === myId) return;
+  if (socket !== null && socket.readyState === WebSocket.OPEN) {
+    socket.send(JSON.stringify({ type: "present", to: message.id }));
+  }
 }
 
 function receive(event) {
@@ -67,13 +84,25 @@ function receive(event) {
       addLine("message", ["time", time], ["name", message.name], ["text", message.text]);
       break;
     }
-    case "members":
-      showMembers(message.members);
+    case "welcome":
+      myId = message.id;
+      myServer = message.server;
+      members.clear();
+      showMembers();
+      break;
+    case "present":
+      for (const member of message.members) members.set(member.id, member.name);
+      showMembers();
       break;
     case "joined":
+      members.set(message.id, message.name);
+      showMembers();
       addLine("notice", ["text", `${message.name} joined`]);
+      answerPresence(message);
       break;
     case "left":
+      members.delete(message.id);
+      showMembers();
       addLine("notice", ["text", `${message.name} left`]);
       break;
     case "error":
@@ -144,7 +173,8 @@ $("join").addEventListener("submit", (event) => {
   $("chat").hidden = false;
   $("room-name").textContent = room;
   messageList.replaceChildren();
-  showMembers([]);
+  members.clear();
+  showMembers();
   failedAttempts = 0;
   hasConnected = false;
   if (retryTimer !== null) clearTimeout(retryTimer);
