@@ -7,11 +7,18 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.redis_server import REDIS_SERVER, RedisServer
 
 #: Set by .ci/run: a test that would skip for want of a service fails instead.
 REQUIRE_SERVICES = os.environ.get("AIOENDPOINTS_REQUIRE_SERVICES") == "1"
+
+# In CI the property tests replay the same examples every run, so a landing never depends on
+# the luck of the draw; locally they explore new ones each time.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def service_missing(reason: str) -> None:

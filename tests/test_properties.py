@@ -93,6 +93,7 @@ def client_close_codes(data: bytes) -> set[int]:
             position += size
         key = data[position : position + 4] if second & 0x80 else b""
         position += len(key)
+        key = key or bytes(4)  # aiohttp reads an unmasked frame as it is
         payload = data[position : position + length]
         if len(payload) < length:
             break
@@ -131,6 +132,7 @@ garbage = st.binary(min_size=1, max_size=512) | st.lists(frames, min_size=1, max
 @example(data=build_frame(Opcode.TEXT, b"\xff\xfe", mask_key=b"abcd"))  # 1007
 @example(data=build_frame(Opcode.BINARY, b"", declared_length=2**40, mask_key=b"abcd"))  # 1009
 @example(data=build_frame(Opcode.PING, b"x", fin=False, mask_key=b"abcd"))  # 1002
+@example(data=build_frame(Opcode.CLOSE, b"\x00", mask=False))  # an unmasked 1-byte close
 async def test_random_bytes_never_break_the_server(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     caplog: pytest.LogCaptureFixture,
