@@ -1,9 +1,9 @@
 """``python -m bench --callgrind``: user-space instructions per message, counted by callgrind.
 
-Wall-clock and CPU figures wander by 15–20% on shared machines; instruction counts do not.
+Wall-clock and CPU figures wander by 15-20% on shared machines; instruction counts do not.
 Each server runs under ``valgrind --tool=callgrind`` twice, for a short and a long run of
 strict round trips over one connection; start-up, imports and the handshake are the same in
-both, so (long − short) / (extra messages) is the cost of one echoed message.
+both, so (long - short) / (extra messages) is the cost of one echoed message.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from .client import OP_BINARY, OP_TEXT, masked_frame
+from .client import OP_BINARY, OP_TEXT, connect, masked_frame
 from .process import ServerProcess
 from .report import machine
 from .scenarios.echo import BINARY_PAYLOAD, JSON_PAYLOAD, TEXT_PAYLOAD
 from .scenarios.load import HOST
-from .client import connect
 from .servers import BASELINE, KINDS, kind_available
 
 __all__ = ["main"]
@@ -53,11 +52,11 @@ async def count_instructions(kind: str, echo: str, messages: int, directory: Pat
         env={"PYTHONHASHSEED": "0"},
     )
     async with server:
-        connection = await connect(HOST, server.port, path, timeout=_START_TIMEOUT)
+        connection = await connect(HOST, server.port, path, wait=_START_TIMEOUT)
         frame = masked_frame(opcode, payload)
         for _ in range(messages):
             await asyncio.wait_for(connection.round_trip(frame), _ROUND_TRIP_TIMEOUT)
-        await connection.close(timeout=_ROUND_TRIP_TIMEOUT)
+        await connection.close(wait=_ROUND_TRIP_TIMEOUT)
     for line in output.read_text().splitlines():
         if line.startswith(("summary:", "totals:")):
             return int(line.split()[1])
@@ -106,7 +105,7 @@ def main(args: argparse.Namespace) -> None:
     print(f"run lengths: {lengths[0]} and {lengths[1]} round trips over one connection")
     header = ("scenario", "kind", "instructions/message", "vs raw aiohttp")
     cells = [
-        (echo, KINDS[kind].label, f"{figure:,.0f}", f"{ratio:.3f}x" if ratio else "–")
+        (echo, KINDS[kind].label, f"{figure:,.0f}", f"{ratio:.3f}x" if ratio else "-")
         for echo, kind, figure, ratio in rows
     ]
     widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]

@@ -167,22 +167,22 @@ class Connection(asyncio.Protocol):
             self._load_left = 0
             self._load_finished = None
 
-    async def close(self, timeout: float = 2.0) -> None:
+    async def close(self, wait: float = 2.0) -> None:
         """Send a close frame (1000), wait briefly for the server's, then drop the socket."""
         if self.transport is None or self.transport.is_closing():
             return
         self.transport.write(masked_frame(OP_CLOSE, (1000).to_bytes(2, "big")))
         try:
-            await asyncio.wait_for(asyncio.shield(self.closed), timeout)
+            await asyncio.wait_for(asyncio.shield(self.closed), wait)
         except TimeoutError:
             self.transport.abort()
 
 
-async def connect(host: str, port: int, path: str, timeout: float = 10.0) -> Connection:
-    """Open a connection and complete the WebSocket handshake within ``timeout`` seconds."""
+async def connect(host: str, port: int, path: str, wait: float = 10.0) -> Connection:
+    """Open a connection and complete the WebSocket handshake within ``wait`` seconds."""
     loop = asyncio.get_running_loop()
     _, connection = await asyncio.wait_for(
-        loop.create_connection(lambda: Connection(host, port, path), host, port), timeout
+        loop.create_connection(lambda: Connection(host, port, path), host, port), wait
     )
-    await asyncio.wait_for(asyncio.shield(connection.handshake_done), timeout)
+    await asyncio.wait_for(asyncio.shield(connection.handshake_done), wait)
     return connection

@@ -88,7 +88,9 @@ class ServerProcess:
             line = await asyncio.wait_for(self._process.stdout.readline(), self._start_timeout)
         except TimeoutError:
             await self.stop()
-            raise RuntimeError(f"server {self.kind} did not start in {self._start_timeout}s")
+            raise RuntimeError(
+                f"server {self.kind} did not start in {self._start_timeout}s"
+            ) from None
         if not line.startswith(b"PORT "):
             stderr = await self.stop()
             raise RuntimeError(f"server {self.kind} failed to start:\n{stderr}")

@@ -1,4 +1,4 @@
-"""The table: medians with min–max, compared with raw aiohttp; and the machine it ran on."""
+"""The table: medians with min-max, compared with raw aiohttp; and the machine it ran on."""
 
 from __future__ import annotations
 
@@ -39,11 +39,13 @@ def machine() -> list[str]:
     ]
 
 
-def _row(metric: Metric, kind: str, runs: list[dict[str, float]], baseline: float | None) -> list[str]:
+def _row(
+    metric: Metric, kind: str, runs: list[dict[str, float]], baseline: float | None
+) -> list[str]:
     values = [figures[metric.key] for figures in runs]
     median = statistics.median(values)
     if baseline is None or baseline == 0:
-        compared = "–"
+        compared = "-"
     elif metric.compare == "ratio":
         compared = f"{median / baseline:.2f}x"
     else:
@@ -57,20 +59,20 @@ def _row(metric: Metric, kind: str, runs: list[dict[str, float]], baseline: floa
         metric.label,
         KINDS[kind].label,
         f"{median:.2f} {metric.unit}",
-        f"{min(values):.2f}–{max(values):.2f}",
+        f"{min(values):.2f}-{max(values):.2f}",
         compared,
         busy,
     ]
 
 
 def table(scenarios: list[Scenario], results: Results) -> str:
-    """An RST simple table of every metric: median, min–max and the comparison with raw aiohttp.
+    """An RST simple table of every metric: median, min-max and the comparison with raw aiohttp.
 
     The last column is how busy the server's core and the client's core were during the load
     (CPU time over wall time): a server near 100% and a client below it show the server was
     the bottleneck.
     """
-    header = ["scenario", "figure", "kind", "median", "min–max", "vs raw aiohttp", "busy srv/cli"]
+    header = ["scenario", "figure", "kind", "median", "min-max", "vs raw aiohttp", "busy srv/cli"]
     rows: list[list[str]] = []
     for scenario in scenarios:
         by_kind = results.figures.get(scenario.name, {})

@@ -210,7 +210,9 @@ async def serve_starlette(sock: socket.socket, stop: asyncio.Event) -> None:
     server = uvicorn.Server(config)
     # uvicorn installs its own SIGTERM/SIGINT handlers in serve(); it stops on either.
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-    while not server.started and not serving.done():
+    for _ in range(3000):  # up to 30 seconds
+        if server.started or serving.done():
+            break
         await asyncio.sleep(0.01)
     _announce(sock)
     await serving

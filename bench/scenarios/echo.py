@@ -53,7 +53,11 @@ async def run_echo(
         )
         latencies: list[float] = []
         deadline = time.perf_counter() + settings.time_limit
-        server_cpu, client_cpu, wall = server.cpu_seconds(), time.process_time(), time.perf_counter()
+        server_cpu, client_cpu, wall = (
+            server.cpu_seconds(),
+            time.process_time(),
+            time.perf_counter(),
+        )
         counts = await asyncio.gather(
             *(c.round_trips(frame, messages, deadline, latencies.append) for c in connections)
         )
@@ -111,11 +115,7 @@ async def _binary(server: ServerProcess, settings: Settings) -> Figures:
     )
 
 
-register(
-    Scenario(
-        "echo-text", "echo of 64-byte text messages", (CPU, P50, P99), _text
-    )
-)
+register(Scenario("echo-text", "echo of 64-byte text messages", (CPU, P50, P99), _text))
 register(
     Scenario(
         "echo-json",

@@ -19,9 +19,7 @@ async def open_connections(port: int, path: str, count: int) -> list[Connection]
     try:
         for start in range(0, count, _BATCH):
             batch = min(_BATCH, count - start)
-            connections += await asyncio.gather(
-                *(connect(HOST, port, path) for _ in range(batch))
-            )
+            connections += await asyncio.gather(*(connect(HOST, port, path) for _ in range(batch)))
     except BaseException:
         await close_all(connections)
         raise
