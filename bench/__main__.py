@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     raise_file_limit()
     server_cpu, client_cpu = pick_cpus()
     if client_cpu is None:
-        print("warning: one CPU only; server and client share it", file=sys.stderr)
+        print("warning: not pinned (needs two CPUs and taskset)", file=sys.stderr)
     else:
         os.sched_setaffinity(0, {client_cpu})  # as `taskset -c N` does for the servers
     results = asyncio.run(run_all(scenarios, args.kinds, rounds, settings, server_cpu))

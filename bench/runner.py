@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections import defaultdict
@@ -26,9 +27,9 @@ class Results:
 
 
 def pick_cpus() -> tuple[int | None, int | None]:
-    """The server's core and the client's: two different ones when there are two."""
+    """The server's core and the client's: two different ones; none without two or taskset."""
     cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
+    if len(cpus) < 2 or shutil.which("taskset") is None:
         return None, None
     return cpus[0], cpus[1]
 
