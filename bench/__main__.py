@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "raw aiohttp, Starlette+uvicorn and python-websockets, on loopback.",
     )
     parser.add_argument("--quick", action="store_true", help="a light run, under a minute")
-    parser.add_argument("--rounds", type=int, help="rounds of every kind (default 5, quick 1)")
+    parser.add_argument("--rounds", type=int, help="rounds of every kind (default 3, quick 1)")
     parser.add_argument(
         "--scenarios",
         type=_names,
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     scenarios = [load_scenarios()[name] for name in args.scenarios]
     settings = QUICK if args.quick else FULL
-    rounds = args.rounds or (1 if args.quick else 5)
+    rounds = args.rounds or (1 if args.quick else 3)
     raise_file_limit()
     server_cpu, client_cpu = pick_cpus()
     if client_cpu is None:
@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     for kind, reason in results.skipped.items():
         print(f"skipped {kind}: {reason}")
+    for failure in results.failures:
+        print(f"failed run (left out): {failure}")
     print(table(scenarios, results))
     if args.json:
         with open(args.json, "w") as output:
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
                     "rounds": rounds,
                     "figures": results.figures,
                     "skipped": results.skipped,
+                    "failures": results.failures,
                 },
                 output,
                 indent=2,

@@ -97,6 +97,15 @@ class ServerProcess:
         self.port = int(line.split()[1])
         return self
 
+    async def mark(self, wait: float) -> None:
+        """Send SIGUSR1 and wait for the server's ``MARK`` line (see :mod:`bench.servers`)."""
+        assert self._process is not None
+        assert self._process.stdout is not None
+        self._process.send_signal(signal.SIGUSR1)
+        line = await asyncio.wait_for(self._process.stdout.readline(), wait)
+        if line.strip() != b"MARK":
+            raise RuntimeError(f"server {self.kind} answered {line!r} to SIGUSR1")
+
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 

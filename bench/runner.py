@@ -24,6 +24,8 @@ class Results:
         default_factory=lambda: defaultdict(lambda: defaultdict(list))
     )
     skipped: dict[str, str] = field(default_factory=dict)
+    #: Runs that failed (a dropped connection on a loaded machine, say), kept out of the table.
+    failures: list[str] = field(default_factory=list)
 
 
 def pick_cpus() -> tuple[int | None, int | None]:
@@ -68,8 +70,14 @@ async def run_all(
             order = order[shift:] + order[:shift]
             for kind in order:
                 started = time.perf_counter()
-                async with ServerProcess(kind, server_cpu) as server:
-                    figures = await scenario.run(server, settings)
+                try:
+                    async with ServerProcess(kind, server_cpu) as server:
+                        figures = await scenario.run(server, settings)
+                except (OSError, RuntimeError, TimeoutError) as error:
+                    failure = f"round {round_number + 1} {scenario.name} {kind}: {error!r}"
+                    results.failures.append(failure)
+                    print(f"failed: {failure}", file=sys.stderr, flush=True)
+                    continue
                 results.figures[scenario.name][kind].append(figures)
                 if log:
                     shown = ", ".join(

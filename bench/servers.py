@@ -2,13 +2,15 @@
 
 Run one with ``python -m bench.servers KIND``: it listens on a free loopback port, prints
 ``PORT <n>`` on stdout, echoes on ``/text``, ``/json`` and ``/bytes`` until SIGTERM or
-SIGINT, then exits cleanly (so that callgrind writes its figures).
+SIGINT, then exits cleanly (so that callgrind writes its figures). On SIGUSR1 it calls
+``getppid()`` (callgrind dumps its counters there) and prints ``MARK``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import signal
 import socket
@@ -250,6 +252,12 @@ SERVERS: dict[str, Serve] = {
 }
 
 
+def _mark() -> None:
+    """Answer SIGUSR1: call getppid(), where callgrind dumps its counts, then say so."""
+    os.getppid()
+    print("MARK", flush=True)
+
+
 def _announce(sock: socket.socket) -> None:
     print(f"PORT {sock.getsockname()[1]}", flush=True)
 
@@ -268,8 +276,9 @@ async def _main(kind: str) -> None:
     sock.listen(4096)
     sock.setblocking(False)
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, _mark)
     if kind != "starlette":
-        loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
     await SERVERS[kind](sock, stop)
