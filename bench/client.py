@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 __all__ = ["Connection", "connect", "masked_frame"]
 
-OP_TEXT, OP_BINARY, OP_CLOSE = 0x1, 0x2, 0x8
+OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 _MASK = b"\x37\xfa\x21\x3d"
 
 
@@ -93,12 +93,19 @@ class Connection(asyncio.Protocol):
             if len(buffer) < end:
                 return
             opcode = buffer[0] & 0x0F
-            if self._load_left and opcode != OP_CLOSE:
+            if self._load_left and opcode < OP_CLOSE:
                 del buffer[:end]
                 self._load_reply()
                 continue
             payload = bytes(buffer[start:end])
             del buffer[:end]
+            if opcode == OP_PING:
+                # uvicorn and python-websockets ping every 20 s and close unanswered sockets.
+                if self.transport is not None:
+                    self.transport.write(masked_frame(OP_PONG, payload))
+                continue
+            if opcode == OP_PONG:
+                continue
             if opcode == OP_CLOSE:
                 self.close_code = int.from_bytes(payload[:2], "big") if payload else 1005
                 if self.transport is not None:
@@ -139,7 +146,8 @@ class Connection(asyncio.Protocol):
 
     async def round_trip(self, frame: bytes) -> bytes:
         """Send a frame and return the payload of the next data frame from the server."""
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
         assert self.transport is not None
         self.transport.write(frame)
         return await waiter
