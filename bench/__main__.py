@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import shlex
+import signal
 import sys
 
 from . import callgrind
@@ -62,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print the table."""
     args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if args.callgrind:
         callgrind.main(args)
         return
