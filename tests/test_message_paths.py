@@ -106,6 +106,7 @@ async def test_invalid_utf8_closes_with_1007(aiohttp_client: AiohttpClient) -> N
     """A text frame that is not UTF-8 on a JSON route closes the connection with 1007."""
     client = await _client_for(aiohttp_client, _echo, value_type="json")
     async with client.ws_connect("/ws") as ws:
+        # aiohttp's client only sends valid str; its frame writer sends any bytes.
         await ws._writer.send_frame(b'"\xff\xfe"', WSMsgType.TEXT)
         message = await ws.receive()
         assert (message.type, message.data) == (WSMsgType.CLOSE, 1007)
