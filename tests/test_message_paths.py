@@ -14,7 +14,6 @@ from aioendpoints import (
     WebSocket,
     WebSocketDisconnect,
     WebSocketEndpoint,
-    WebSocketRoutes,
     websocket_handler,
 )
 from aioendpoints.options import ValueType
@@ -221,9 +220,3 @@ async def test_send_after_close_raises_disconnect(aiohttp_client: AiohttpClient)
     async with client.ws_connect("/ws") as ws:
         await ws.receive()
     assert await asyncio.wait_for(outcome, 5) == 4002
-
-
-def test_routes_table_is_unchanged_by_the_fast_path() -> None:
-    """websocket_route still returns the view unchanged."""
-    routes = WebSocketRoutes()
-    assert routes.websocket_route("/x")(_echo) is _echo
