@@ -14,8 +14,11 @@ JSONDumps = Callable[[Any], str | bytes]
 JSONLoads = Callable[[str], Any]
 
 
-def _stdlib_dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+# One encoder for every message: json.dumps() with non-default options builds a new
+# JSONEncoder per call.
+_stdlib_dumps: Callable[[Any], str] = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False
+).encode
 
 
 try:  # pragma: no cover - which branch runs depends on the installed extras

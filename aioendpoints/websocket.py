@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from types import SimpleNamespace, TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
-from aiohttp import WebSocketError, WSMsgType, web
+from aiohttp import WebSocketError, WSMessage, WSMsgType, web
 from multidict import CIMultiDictProxy, MultiMapping
 from yarl import URL
 
@@ -69,15 +69,20 @@ class WebSocket:
         "_close_code",
         "_close_reason",
         "_closed_here",
+        "_dumps",
         "_groups",
+        "_loads",
         "_options",
         "_phase",
         "_rate_limit",
         "_receive_frame",
         "_receive_json",
+        "_receive_message",
         "_receive_type",
         "_registry",
+        "_send_frame",
         "_send_guard",
+        "_send_kind",
         "_send_type",
         "_state",
         "path_params",
@@ -105,6 +110,11 @@ class WebSocket:
         self._close_reason = ""
         self._state: SimpleNamespace | None = None
         self._registry: ConnectionRegistry | None = None
+        self._dumps = self._options.dumps
+        self._loads = self._options.loads
+        # The response's bound methods, taken once in accept() rather than per message.
+        self._receive_message: Callable[[], Awaitable[WSMessage]] = _not_accepted
+        self._send_frame: Callable[[_Payload, WSMsgType], Awaitable[None]] = _not_accepted
         # Limits that cost something per message are set up by accept(), and only when
         # the route configures them.
         self._rate_limit: TokenBucket | None = None
@@ -142,6 +152,8 @@ class WebSocket:
     @send_type.setter
     def send_type(self, value: ValueType) -> None:
         self._send_type = check_value_type(value, "send_type")
+        # Chosen once here so that send() does not compare strings per message.
+        self._send_kind = _SEND_KINDS[value]
 
     @property
     def value_type(self) -> ValueType | None:
@@ -260,6 +272,16 @@ class WebSocket:
         if self._registry is not None:
             self._registry.add(self)
         self._start_limits()
+        # The per-message paths call these directly: the response's own methods, unless a
+        # limit that the route configures has to see each message.
+        if self._rate_limit is not None or limits.idle_timeout is not None:
+            self._receive_message = self._limited_receive
+        else:
+            self._receive_message = response.receive
+        if self._send_guard is not None:
+            self._send_frame = self._guarded_send_frame
+        else:
+            self._send_frame = response.send_frame  # type: ignore[assignment]
 
     def authenticated(self) -> None:
         """Tell the connection that the peer has authenticated, in time for ``auth_timeout``.
@@ -301,6 +323,36 @@ class WebSocket:
             self._abort()
         return WebSocketDisconnect(code, reason)
 
+    async def _limited_receive(self) -> WSMessage:
+        """aiohttp's receive(), with the idle timeout and the rate limit of the route."""
+        assert self.response is not None
+        try:
+            message = await self.response.receive()
+        except TimeoutError:
+            if self._options.policy.limits.idle_timeout is None:
+                raise
+            raise await self._close_for_policy(*IDLE_TIMEOUT_CLOSE) from None
+        kind = message.type
+        rate_limit = self._rate_limit
+        if (kind is _TEXT or kind is _BINARY) and rate_limit is not None and not rate_limit.take():
+            raise await self._close_for_policy(*RATE_LIMIT_CLOSE)
+        return message
+
+    async def _guarded_send_frame(self, payload: _Payload, kind: WSMsgType) -> None:
+        """aiohttp's send_frame(), bounded by the send guard: a slow reader is closed."""
+        guard = self._send_guard
+        assert self.response is not None
+        assert guard is not None
+        sending = self.response.send_frame(payload, kind)  # type: ignore[arg-type]
+        if guard.fits(len(payload)):
+            await sending
+        elif not await guard.send(sending):
+            code, reason = SEND_TIMEOUT_CLOSE
+            self._set_closed(code, reason)
+            self._closed_here = True
+            guard.drop(code, _encode_reason(reason), self._options.close_timeout)
+            raise WebSocketDisconnect(code, reason)
+
     def reject(
         self,
         status: int = 403,
@@ -318,6 +370,9 @@ class WebSocket:
 
     # Receiving ---------------------------------------------------------------------------
 
+    # The receive*() methods below repeat the same few lines instead of sharing a helper:
+    # on this per-message path an extra coroutine call costs more than the rest of our layer.
+
     async def receive(self) -> Any:
         """Receive the next message as the :attr:`receive_type` says.
 
@@ -325,61 +380,77 @@ class WebSocket:
         :class:`UnsupportedData` for a frame of the other kind (text for bytes and the
         other way round) and :class:`InvalidData` for JSON that does not decode.
         """
-        payload = await self._receive_payload(self._receive_frame)
-        if self._receive_json:
-            return self._decode_json(payload)
-        return payload
+        if self._phase != _OPEN:
+            raise self._not_open()
+        message = await self._receive_message()
+        if message.type is self._receive_frame:
+            if self._receive_json:
+                try:
+                    return self._loads(message.data)
+                except ValueError as error:
+                    raise InvalidData(reason="invalid JSON") from error
+            return message.data
+        raise await self._receive_failure(message, self._receive_frame)
 
     async def receive_text(self) -> str:
         """Receive the next message, which must be a text frame."""
-        payload = await self._receive_payload(_TEXT)
-        assert isinstance(payload, str)
-        return payload
+        if self._phase != _OPEN:
+            raise self._not_open()
+        message = await self._receive_message()
+        if message.type is _TEXT:
+            return message.data  # type: ignore[no-any-return]
+        raise await self._receive_failure(message, _TEXT)
 
     async def receive_bytes(self) -> bytes:
         """Receive the next message, which must be a binary frame."""
-        payload = await self._receive_payload(_BINARY)
-        assert isinstance(payload, bytes)
-        return payload
+        if self._phase != _OPEN:
+            raise self._not_open()
+        message = await self._receive_message()
+        if message.type is _BINARY:
+            return message.data  # type: ignore[no-any-return]
+        raise await self._receive_failure(message, _BINARY)
 
     async def receive_json(self) -> Any:
         """Receive the next message, a text frame of JSON, decoded."""
-        return self._decode_json(await self._receive_payload(_TEXT))
+        if self._phase != _OPEN:
+            raise self._not_open()
+        message = await self._receive_message()
+        if message.type is _TEXT:
+            try:
+                return self._loads(message.data)
+            except ValueError as error:
+                raise InvalidData(reason="invalid JSON") from error
+        raise await self._receive_failure(message, _TEXT)
 
     async def receive_message(self) -> str | bytes:
         """Receive the next message as it came: ``str`` for text, ``bytes`` for binary."""
-        return await self._receive_payload(None)
+        if self._phase != _OPEN:
+            raise self._not_open()
+        message = await self._receive_message()
+        kind = message.type
+        if kind is _TEXT or kind is _BINARY:
+            return message.data  # type: ignore[no-any-return]
+        raise await self._receive_failure(message, None)
 
     def __aiter__(self) -> WebSocket:
         return self
 
     async def __anext__(self) -> Any:
         """Yield received values until the peer closes with a caught close code."""
-        try:
-            return await self.receive()
-        except WebSocketDisconnect as disconnect:
-            if self._options.catches(disconnect.code):
-                raise StopAsyncIteration from None
-            raise
+        # receive(), inlined: see the note above receive().
+        if self._phase != _OPEN:
+            raise self._stop_or_raise(self._not_open())
+        message = await self._receive_message()
+        if message.type is self._receive_frame:
+            if self._receive_json:
+                try:
+                    return self._loads(message.data)
+                except ValueError as error:
+                    raise InvalidData(reason="invalid JSON") from error
+            return message.data
+        raise self._stop_or_raise(await self._receive_failure(message, self._receive_frame))
 
-    async def _receive_payload(self, expected: WSMsgType | None) -> str | bytes:
-        response = self._open_response()
-        try:
-            message = await response.receive()
-        except TimeoutError:
-            if self._options.policy.limits.idle_timeout is None:
-                raise
-            raise await self._close_for_policy(*IDLE_TIMEOUT_CLOSE) from None
-        kind = message.type
-        if kind is expected or (expected is None and (kind is _TEXT or kind is _BINARY)):
-            if self._rate_limit is not None and not self._rate_limit.take():
-                raise await self._close_for_policy(*RATE_LIMIT_CLOSE)
-            return message.data  # type: ignore[no-any-return]
-        if kind is _CLOSE:
-            await self._answer_close(response, message.data, message.extra or "")
-        raise self._receive_failure(message.type, message.data, message.extra, expected)
-
-    async def _answer_close(self, response: web.WebSocketResponse, code: int, reason: str) -> None:
+    async def _answer_close(self, code: int, reason: str) -> None:
         """Answer the peer's close frame: echo its code, or fail with 1002 if it is invalid."""
         reply = peer_close_reply(code)
         if reply == CloseCode.PROTOCOL_ERROR:
@@ -389,20 +460,37 @@ class WebSocket:
         else:
             self._set_closed(code or CloseCode.NO_STATUS_RECEIVED, reason)
             message = b""
+        assert self.response is not None
         # The peer is likely to drop the connection now: do not wait to drain our writes.
-        await response.close(code=reply, message=message, drain=False)
+        await self.response.close(code=reply, message=message, drain=False)
 
-    def _receive_failure(
-        self, kind: WSMsgType, data: Any, extra: Any, expected: WSMsgType | None
-    ) -> Exception:
+    def _stop_or_raise(self, error: Exception) -> Exception:
+        if isinstance(error, WebSocketDisconnect) and self._options.catches(error.code):
+            return StopAsyncIteration()
+        return error
+
+    def _check_open(self) -> None:
+        """Raise unless the connection is accepted and open."""
+        if self._phase != _OPEN:
+            raise self._not_open()
+
+    def _not_open(self) -> Exception:
+        if self._phase == _CONNECTING:
+            return WebSocketStateError("call accept() first")
+        return WebSocketDisconnect(
+            self._close_code or CloseCode.ABNORMAL_CLOSURE, self._close_reason
+        )
+
+    async def _receive_failure(self, message: WSMessage, expected: WSMsgType | None) -> Exception:
+        """What receiving ``message`` instead of a ``expected`` frame raises; answers a close."""
+        kind, data, extra = message.type, message.data, message.extra
         if kind is _TEXT or kind is _BINARY:
             wanted = "text" if expected is _TEXT else "binary"
             return UnsupportedData(
                 reason=f"expected a {wanted} message, got a {_FRAME_NAMES[kind]} one"
             )
         if kind is _CLOSE:
-            # The peer's close frame; _answer_close() has answered it.
-            self._set_closed(data or CloseCode.NO_STATUS_RECEIVED, extra or "")
+            await self._answer_close(data, extra or "")
         elif kind is WSMsgType.ERROR and isinstance(data, WebSocketError):
             # A protocol violation: aiohttp has closed with the matching code.
             self._set_closed(data.code, str(data.args[1] if len(data.args) > 1 else data))
@@ -413,56 +501,70 @@ class WebSocket:
             self._close_code or CloseCode.ABNORMAL_CLOSURE, self._close_reason
         )
 
-    def _decode_json(self, payload: str | bytes) -> Any:
-        try:
-            return self._options.loads(payload)  # type: ignore[arg-type]
-        except ValueError as error:
-            raise InvalidData(reason="invalid JSON") from error
-
     # Sending -----------------------------------------------------------------------------
+
+    # As on the receiving side, the send*() methods repeat a few lines rather than share a
+    # helper coroutine, which would cost a call per message.
 
     async def send(self, value: Any) -> None:
         """Send ``value`` as the :attr:`send_type` says."""
-        send_type = self._send_type
-        if send_type == "text":
-            await self.send_text(value)
-        elif send_type == "json":
-            await self.send_json(value)
+        kind = self._send_kind
+        payload: _Payload
+        if kind is _TEXT:
+            if not isinstance(value, str):
+                raise TypeError(f"send_text() takes a str, got {type(value).__name__}; {_HINT}")
+            payload = value.encode()
+        elif kind is _BINARY:
+            if not isinstance(value, _BYTES_TYPES):
+                raise TypeError(f"send_bytes() takes bytes, got {type(value).__name__}; {_HINT}")
+            payload = value
         else:
-            await self.send_bytes(value)
+            encoded = self._dumps(value)
+            payload = encoded.encode() if isinstance(encoded, str) else encoded
+            kind = _TEXT
+        if self._phase != _OPEN:
+            raise self._not_open()
+        try:
+            await self._send_frame(payload, kind)
+        except ConnectionResetError:
+            raise self._dropped() from None
 
     async def send_text(self, text: str) -> None:
         """Send a text frame."""
         if not isinstance(text, str):
             raise TypeError(f"send_text() takes a str, got {type(text).__name__}; {_HINT}")
-        await self._send_frame(text.encode(), _TEXT)
+        if self._phase != _OPEN:
+            raise self._not_open()
+        try:
+            await self._send_frame(text.encode(), _TEXT)
+        except ConnectionResetError:
+            raise self._dropped() from None
 
     async def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
         """Send a binary frame."""
-        if not isinstance(data, bytes | bytearray | memoryview):
+        if not isinstance(data, _BYTES_TYPES):
             raise TypeError(f"send_bytes() takes bytes, got {type(data).__name__}; {_HINT}")
-        await self._send_frame(data, _BINARY)
+        if self._phase != _OPEN:
+            raise self._not_open()
+        try:
+            await self._send_frame(data, _BINARY)
+        except ConnectionResetError:
+            raise self._dropped() from None
 
     async def send_json(self, value: Any) -> None:
         """Send ``value`` encoded as JSON in a text frame."""
-        encoded = self._options.dumps(value)
-        await self._send_frame(encoded.encode() if isinstance(encoded, str) else encoded, _TEXT)
-
-    async def _send_frame(self, payload: bytes | bytearray | memoryview, kind: WSMsgType) -> None:
-        response = self._open_response()
-        guard = self._send_guard
+        encoded = self._dumps(value)
+        if self._phase != _OPEN:
+            raise self._not_open()
         try:
-            if guard is None or guard.fits(len(payload)):
-                await response.send_frame(payload, kind)  # type: ignore[arg-type]
-            elif not await guard.send(response.send_frame(payload, kind)):  # type: ignore[arg-type]
-                code, reason = SEND_TIMEOUT_CLOSE
-                self._set_closed(code, reason)
-                self._closed_here = True
-                guard.drop(code, _encode_reason(reason), self._options.close_timeout)
-                raise WebSocketDisconnect(code, reason)
+            # bytes from orjson go out as they are: no decode and encode again.
+            await self._send_frame(encoded.encode() if isinstance(encoded, str) else encoded, _TEXT)
         except ConnectionResetError:
-            self._set_closed(CloseCode.ABNORMAL_CLOSURE, "")
-            raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE) from None
+            raise self._dropped() from None
+
+    def _dropped(self) -> WebSocketDisconnect:
+        self._set_closed(CloseCode.ABNORMAL_CLOSURE, "")
+        return WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE)
 
     # Groups ------------------------------------------------------------------------------
 
@@ -517,16 +619,6 @@ class WebSocket:
         if exc is None:
             await self.close()
 
-    def _open_response(self) -> web.WebSocketResponse:
-        if self._phase == _OPEN:
-            assert self.response is not None
-            return self.response
-        if self._phase == _CONNECTING:
-            raise WebSocketStateError("call accept() first")
-        raise WebSocketDisconnect(
-            self._close_code or CloseCode.ABNORMAL_CLOSURE, self._close_reason
-        )
-
     def _set_closed(self, code: int, reason: str) -> None:
         if self._phase != _CLOSED:
             self._phase = _CLOSED
@@ -545,6 +637,16 @@ class WebSocket:
 
 
 _HINT = "set the route's value_type or use the matching send_*() method"
+_BYTES_TYPES = (bytes, bytearray, memoryview)
+_Payload = bytes | bytearray | memoryview
+#: The frame kind each send type sends; None stands for JSON (encoded, then a text frame).
+_SEND_KINDS: dict[str, WSMsgType | None] = {"text": _TEXT, "bytes": _BINARY, "json": None}
+
+
+async def _not_accepted(*args: object) -> Any:
+    """Stands in for the response's methods until accept(); never reached (phase checks)."""
+    raise WebSocketStateError("call accept() first")
+
 
 # Strong references to the closes that limits start from timer callbacks.
 _background_closes: set[asyncio.Task[object]] = set()

@@ -31,7 +31,9 @@ class FakeResponse:
 
 def open_websocket(message: WSMessage) -> WebSocket:
     websocket = WebSocket(make_mocked_request("GET", "/"))
-    websocket.response = FakeResponse(message)  # type: ignore[assignment]
+    response = FakeResponse(message)
+    websocket.response = response  # type: ignore[assignment]
+    websocket._receive_message = response.receive
     websocket._phase = 1  # open, as after accept()
     return websocket
 

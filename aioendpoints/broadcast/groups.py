@@ -143,7 +143,7 @@ class Broadcast:
     async def join(self, websocket: WebSocket, group: str) -> None:
         """Add ``websocket`` to ``group``; messages published after this returns reach it."""
         _check_group(group)
-        websocket._open_response()  # raises unless accepted and open
+        websocket._check_open()  # raises unless accepted and open
         transport = websocket.request.transport
         if transport is None or transport.is_closing():
             raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE)
@@ -155,7 +155,7 @@ class Broadcast:
                     await self.backend.subscribe(group)
                     self._subscribed.add(group)
         # The connection may have ended, or joined, while the subscription was made.
-        websocket._open_response()
+        websocket._check_open()
         if group in websocket._groups:
             return
         self._members.setdefault(group, {})[websocket] = transport

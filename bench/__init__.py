@@ -1,0 +1,1 @@
+"""Benchmarks of aioendpoints against raw aiohttp and its peers: ``python -m bench``."""

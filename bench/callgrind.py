@@ -1,0 +1,154 @@
+"""``python -m bench --callgrind``: user-space instructions per message, counted by callgrind.
+
+Wall-clock and CPU figures wander by 15-20% on shared machines; instruction counts do not.
+Each server runs once under ``valgrind --tool=callgrind --dump-before=getppid``. For each
+echo, the harness runs a short and a long series of strict round trips over one connection,
+and marks the start and end of each series (SIGUSR1: the server calls ``getppid()``, so
+callgrind writes the counts of the series to a file of its own). What the two series share
+(the marks, the event loop waking up) cancels out in the difference, so
+(long - short) / (extra messages) is the cost of one echoed message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .client import OP_BINARY, OP_TEXT, Connection, connect, masked_frame
+from .process import ServerProcess
+from .report import machine
+from .scenarios.echo import BINARY_PAYLOAD, JSON_PAYLOAD, TEXT_PAYLOAD
+from .scenarios.load import HOST
+from .servers import BASELINE, KINDS, kind_available
+
+__all__ = ["main"]
+
+#: Scenario name -> (path, opcode, payload).
+ECHOES = {
+    "echo-text": ("/text", OP_TEXT, TEXT_PAYLOAD),
+    "echo-json": ("/json", OP_TEXT, JSON_PAYLOAD),
+    "echo-bytes": ("/bytes", OP_BINARY, BINARY_PAYLOAD),
+}
+FULL_LENGTHS = (500, 2500)
+QUICK_LENGTHS = (100, 500)
+_WARMUP = 50
+_SLOW = 600.0  # seconds: valgrind makes everything 50-100 times slower
+
+
+async def _series(connection: Connection, frame: bytes, count: int) -> None:
+    for _ in range(count):
+        await asyncio.wait_for(connection.round_trip(frame), _SLOW)
+
+
+def _total(dump: Path) -> int:
+    for line in dump.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no instruction total in {dump}")
+
+
+async def measure_kind(
+    kind: str, echoes: list[str], lengths: tuple[int, int], directory: Path
+) -> dict[str, float]:
+    """Run ``kind`` under callgrind through every echo; return instructions per message."""
+    output = directory / f"{kind}.out"
+    wrapper = (
+        "valgrind",
+        "--tool=callgrind",
+        "--dump-before=getppid",
+        f"--callgrind-out-file={output}",
+    )
+    # A fixed hash seed keeps dict and set layouts, hence instruction counts, repeatable.
+    server = ServerProcess(
+        kind, None, wrapper, start_timeout=_SLOW, stop_timeout=_SLOW, env={"PYTHONHASHSEED": "0"}
+    )
+    marks = 0
+    series: dict[str, tuple[int, int]] = {}  # echo -> dump numbers of its two series
+    async with server:
+        for echo in echoes:
+            path, opcode, payload = ECHOES[echo]
+            connection = await connect(HOST, server.port, path, wait=_SLOW)
+            frame = masked_frame(opcode, payload)
+            await _series(connection, frame, _WARMUP)
+            dumps = []
+            for count in lengths:
+                await server.mark(_SLOW)
+                marks += 1
+                await _series(connection, frame, count)
+                await server.mark(_SLOW)
+                marks += 1
+                dumps.append(marks)  # the dump made at this mark holds the series
+            await connection.close(wait=_SLOW)
+            series[echo] = (dumps[0], dumps[1])
+    extra = lengths[1] - lengths[0]
+    return {
+        echo: (_total(Path(f"{output}.{long}")) - _total(Path(f"{output}.{short}"))) / extra
+        for echo, (short, long) in series.items()
+    }
+
+
+def _kinds(args: argparse.Namespace) -> list[str]:
+    kinds = []
+    for kind in [BASELINE, *(k for k in args.kinds if k != BASELINE)]:
+        if kind_available(KINDS[kind]):
+            kinds.append(kind)
+        else:
+            print(f"skipped {kind}: needs {', '.join(KINDS[kind].requires)}")
+    return kinds
+
+
+async def _measure_all(
+    kinds: list[str], echoes: list[str], lengths: tuple[int, int], directory: Path
+) -> dict[str, dict[str, float]]:
+    # Two servers at a time: instruction counts do not depend on how busy the machine is.
+    slots = asyncio.Semaphore(2)
+
+    async def one(kind: str) -> dict[str, float]:
+        wanted = [e for e in echoes if kind != "function-stdlib-json" or e == "echo-json"]
+        async with slots:
+            started = time.perf_counter()
+            figures = await measure_kind(kind, wanted, lengths, directory)
+        shown = ", ".join(f"{echo} {figure:,.0f}" for echo, figure in figures.items())
+        print(f"{kind:<22} {shown} ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
+        return figures
+
+    results = await asyncio.gather(*(one(kind) for kind in kinds))
+    return dict(zip(kinds, results, strict=True))
+
+
+def main(args: argparse.Namespace) -> None:
+    """Count instructions per message for each kind and echo, and print the table."""
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+    lengths = QUICK_LENGTHS if args.quick else FULL_LENGTHS
+    echoes = [name for name in args.scenarios if name in ECHOES]
+    kinds = _kinds(args)
+    if "function-stdlib-json" in kinds and "echo-json" not in echoes:
+        kinds.remove("function-stdlib-json")
+    with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as directory:
+        figures = asyncio.run(_measure_all(kinds, echoes, lengths, Path(directory)))
+    print(f"command: python -m bench --callgrind{' --quick' if args.quick else ''}")
+    print("\n".join(machine()))
+    print(f"series: {lengths[0]} and {lengths[1]} strict round trips over one connection")
+    header = ("scenario", "kind", "instructions/message", "vs raw aiohttp")
+    cells = []
+    for echo in echoes:
+        baseline = figures[BASELINE][echo]
+        for kind in kinds:
+            if echo in figures[kind]:
+                figure = figures[kind][echo]
+                ratio = f"{figure / baseline:.3f}x"
+                cells.append((echo, KINDS[kind].label, f"{figure:,.0f}", ratio))
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
+    rule = "  ".join("=" * width for width in widths)
+    print(rule)
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print(rule)
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    print(rule)

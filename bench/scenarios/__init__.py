@@ -1,0 +1,81 @@
+"""The registry of scenarios: each one runs against one server and returns its figures.
+
+A scenario lives in its own module, which calls :func:`register`; the modules are listed in
+:data:`SCENARIO_MODULES`. Adding a scenario (fan-out to many members, once broadcast exists)
+is a new module plus one line there.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from ..process import ServerProcess
+
+__all__ = ["SCENARIOS", "Metric", "Scenario", "Settings", "load_scenarios", "register"]
+
+#: The modules that register scenarios, in the order the table shows them.
+SCENARIO_MODULES = ("bench.scenarios.echo", "bench.scenarios.memory")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much load a run puts on each server; every loop is bounded by these."""
+
+    connections: int = 50
+    messages: int = 400
+    warmup_messages: int = 20
+    memory_connections: int = 2000
+    #: Seconds a single load phase may take before it stops early.
+    time_limit: float = 60.0
+
+
+#: Full runs, as the docs report them, and quick runs (under a minute in all).
+FULL = Settings()
+QUICK = Settings(connections=20, messages=250, warmup_messages=10, memory_connections=200)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure a scenario reports: lower is better for all of them."""
+
+    key: str
+    label: str
+    unit: str
+    #: How the table compares a kind with raw aiohttp: a ratio or a difference.
+    compare: Literal["ratio", "difference"] = "ratio"
+
+
+Figures = dict[str, float]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named workload, the figures it reports and the server kinds it runs against."""
+
+    name: str
+    description: str
+    metrics: tuple[Metric, ...]
+    run: Callable[[ServerProcess, Settings], Awaitable[Figures]]
+    #: Kinds that only make sense in this scenario (for example stdlib json for JSON echo).
+    extra_kinds: tuple[str, ...] = ()
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def register(scenario: Scenario) -> Scenario:
+    """Add a scenario to the registry; its name must be new."""
+    if scenario.name in SCENARIOS:
+        raise ValueError(f"scenario {scenario.name!r} is registered twice")
+    SCENARIOS[scenario.name] = scenario
+    return scenario
+
+
+def load_scenarios() -> dict[str, Scenario]:
+    """Import every scenario module and return the registry."""
+    for module in SCENARIO_MODULES:
+        importlib.import_module(module)
+    return SCENARIOS

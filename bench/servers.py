@@ -1,0 +1,290 @@
+"""The servers under test, one kind each, every kind serving the same three echo routes.
+
+Run one with ``python -m bench.servers KIND``: it listens on a free loopback port, prints
+``PORT <n>`` on stdout, echoes on ``/text``, ``/json`` and ``/bytes`` until SIGTERM or
+SIGINT, then exits cleanly (so that callgrind writes its figures). On SIGUSR1 it calls
+``getppid()`` (callgrind dumps its counters there) and prints ``MARK``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+__all__ = ["KINDS", "Kind", "kind_available"]
+
+Serve = Callable[[socket.socket, asyncio.Event], Awaitable[None]]
+
+
+class Kind:
+    """One server kind: a label for the table and the packages it needs."""
+
+    __slots__ = ("label", "name", "requires")
+
+    def __init__(self, name: str, label: str, requires: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.label = label
+        self.requires = requires
+
+
+#: Every kind, the baseline (raw aiohttp) first.
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind("aiohttp", "raw aiohttp"),
+        Kind("function", "aioendpoints function view"),
+        Kind("endpoint", "aioendpoints class endpoint"),
+        Kind("function-stdlib-json", "aioendpoints function view, stdlib json"),
+        Kind("starlette", "Starlette + uvicorn", ("starlette", "uvicorn", "websockets")),
+        Kind("websockets", "python-websockets", ("websockets",)),
+    )
+}
+BASELINE = "aiohttp"
+
+
+def kind_available(kind: Kind) -> bool:
+    """Tell whether the packages a kind needs are installed (the ``bench`` extra)."""
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in kind.requires)
+
+
+# aiohttp and aioendpoints ------------------------------------------------------------------
+
+
+async def _run_aiohttp_app(app: Any, sock: socket.socket, stop: asyncio.Event) -> None:
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    _announce(sock)
+    await stop.wait()
+    await runner.cleanup()
+
+
+async def serve_aiohttp(sock: socket.socket, stop: asyncio.Event) -> None:
+    """Raw aiohttp: the loop every aiohttp WebSocket tutorial shows."""
+    from aiohttp import WSMsgType, web
+
+    async def text(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type is WSMsgType.TEXT:
+                await ws.send_str(message.data)
+        return ws
+
+    async def json_echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type is WSMsgType.TEXT:
+                await ws.send_str(json.dumps(json.loads(message.data)))
+        return ws
+
+    async def binary(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type is WSMsgType.BINARY:
+                await ws.send_bytes(message.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/text", text)
+    app.router.add_get("/json", json_echo)
+    app.router.add_get("/bytes", binary)
+    await _run_aiohttp_app(app, sock, stop)
+
+
+async def serve_function(sock: socket.socket, stop: asyncio.Event) -> None:
+    """aioendpoints function views, as the guide writes them."""
+    from aiohttp import web
+
+    import aioendpoints
+    from aioendpoints import WebSocket, WebSocketRoutes
+
+    routes = WebSocketRoutes()
+
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        async for message in ws:
+            await ws.send(message)
+
+    routes.add_websocket_route("/text", echo, value_type="text")
+    routes.add_websocket_route("/json", echo, value_type="json")
+    routes.add_websocket_route("/bytes", echo, value_type="bytes")
+    app = web.Application()
+    aioendpoints.setup(app)
+    app.add_routes(routes)
+    await _run_aiohttp_app(app, sock, stop)
+
+
+async def serve_function_stdlib_json(sock: socket.socket, stop: asyncio.Event) -> None:
+    """aioendpoints function views with orjson hidden, so the stdlib json fallback runs."""
+    sys.modules["orjson"] = None  # type: ignore[assignment]  # makes `import orjson` fail
+    await serve_function(sock, stop)
+
+
+async def serve_endpoint(sock: socket.socket, stop: asyncio.Event) -> None:
+    """aioendpoints class endpoints, one per value type."""
+    from aiohttp import web
+
+    import aioendpoints
+    from aioendpoints import WebSocket, WebSocketEndpoint, WebSocketRoutes
+
+    routes = WebSocketRoutes()
+
+    class Echo(WebSocketEndpoint):
+        async def on_receive(self, ws: WebSocket, data: Any) -> None:
+            await ws.send(data)
+
+    class TextEcho(Echo):
+        encoding = "text"
+
+    class JSONEcho(Echo):
+        encoding = "json"
+
+    class BytesEcho(Echo):
+        encoding = "bytes"
+
+    routes.add_websocket_route("/text", TextEcho)
+    routes.add_websocket_route("/json", JSONEcho)
+    routes.add_websocket_route("/bytes", BytesEcho)
+    app = web.Application()
+    aioendpoints.setup(app)
+    app.add_routes(routes)
+    await _run_aiohttp_app(app, sock, stop)
+
+
+# The peers ---------------------------------------------------------------------------------
+
+
+async def serve_starlette(sock: socket.socket, stop: asyncio.Event) -> None:
+    """Starlette WebSocket routes on uvicorn (its default WebSocket implementation)."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    async def text(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            while True:
+                await ws.send_text(await ws.receive_text())
+        except WebSocketDisconnect:
+            pass
+
+    async def json_echo(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            while True:
+                await ws.send_json(await ws.receive_json())
+        except WebSocketDisconnect:
+            pass
+
+    async def binary(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            while True:
+                await ws.send_bytes(await ws.receive_bytes())
+        except WebSocketDisconnect:
+            pass
+
+    app = Starlette(
+        routes=[
+            WebSocketRoute("/text", text),
+            WebSocketRoute("/json", json_echo),
+            WebSocketRoute("/bytes", binary),
+        ]
+    )
+    config = uvicorn.Config(
+        app, lifespan="off", log_level="warning", access_log=False, ws_per_message_deflate=False
+    )
+    server = uvicorn.Server(config)
+    # uvicorn installs its own SIGTERM/SIGINT handlers in serve(); it stops on either.
+    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+    for _ in range(3000):  # up to 30 seconds
+        if server.started or serving.done():
+            break
+        await asyncio.sleep(0.01)
+    _announce(sock)
+    await serving
+
+
+async def serve_websockets(sock: socket.socket, stop: asyncio.Event) -> None:
+    """The python-websockets asyncio server, routing on the request path."""
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.exceptions import ConnectionClosed
+
+    async def handler(ws: ServerConnection) -> None:
+        path = ws.request.path if ws.request is not None else ""
+        try:
+            if path == "/json":
+                async for message in ws:
+                    await ws.send(json.dumps(json.loads(message)))
+            else:
+                async for message in ws:
+                    await ws.send(message)
+        except ConnectionClosed:
+            pass
+
+    async with serve(handler, sock=sock, compression=None):
+        _announce(sock)
+        await stop.wait()
+
+
+SERVERS: dict[str, Serve] = {
+    "aiohttp": serve_aiohttp,
+    "function": serve_function,
+    "function-stdlib-json": serve_function_stdlib_json,
+    "endpoint": serve_endpoint,
+    "starlette": serve_starlette,
+    "websockets": serve_websockets,
+}
+
+
+def _mark() -> None:
+    """Answer SIGUSR1: call getppid(), where callgrind dumps its counts, then say so."""
+    os.getppid()
+    print("MARK", flush=True)
+
+
+def _announce(sock: socket.socket) -> None:
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+
+
+def raise_file_limit() -> None:
+    """Raise the open-files limit to its hard maximum, for thousands of connections."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def _main(kind: str) -> None:
+    raise_file_limit()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4096)
+    sock.setblocking(False)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, _mark)
+    if kind != "starlette":
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+    await SERVERS[kind](sock, stop)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in SERVERS:
+        sys.exit(f"usage: python -m bench.servers {{{','.join(SERVERS)}}}")
+    asyncio.run(_main(sys.argv[1]))
