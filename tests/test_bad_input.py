@@ -28,11 +28,13 @@ ServerFactory = Callable[..., Awaitable[TestServer]]
 
 AIOHTTP_ACCEPTS_UNMASKED = (
     "aiohttp <= 3.14.5 does not check the mask bit of client frames (RFC 6455 §5.1 says a "
-    "server MUST close the connection); no upstream issue found"
+    "server MUST close the connection); known upstream: aiohttp's THREAT_MODEL.md item 3.1, "
+    "'Unmasked client frames accepted' (aio-libs/aiohttp#12976)"
 )
 AIOHTTP_DEFLATE_ERROR_CLOSES_1000 = (
     "aiohttp <= 3.14.5 turns a zlib.error while inflating into a close with 1000 "
-    "instead of failing the connection; no upstream issue found"
+    "instead of failing the connection (web_ws.py closes with the default code); "
+    "no upstream issue found"
 )
 
 
