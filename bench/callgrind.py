@@ -22,9 +22,10 @@ from pathlib import Path
 from .client import OP_BINARY, OP_TEXT, Connection, connect, masked_frame
 from .process import ServerProcess
 from .report import machine
+from .scenarios import load_scenarios
 from .scenarios.echo import BINARY_PAYLOAD, JSON_PAYLOAD, TEXT_PAYLOAD
 from .scenarios.load import HOST
-from .servers import BASELINE, KINDS, kind_available
+from .servers import BASELINE, KINDS, SCENARIO_ONLY_KINDS, kind_available
 
 __all__ = ["main"]
 
@@ -92,6 +93,10 @@ async def measure_kind(
     }
 
 
+def _runs_in(kind: str, echo: str) -> bool:
+    return kind not in SCENARIO_ONLY_KINDS or kind in load_scenarios()[echo].extra_kinds
+
+
 def _kinds(args: argparse.Namespace) -> list[str]:
     kinds = []
     for kind in [BASELINE, *(k for k in args.kinds if k != BASELINE)]:
@@ -109,7 +114,7 @@ async def _measure_all(
     slots = asyncio.Semaphore(2)
 
     async def one(kind: str) -> dict[str, float]:
-        wanted = [e for e in echoes if kind != "function-stdlib-json" or e == "echo-json"]
+        wanted = [e for e in echoes if _runs_in(kind, e)]
         async with slots:
             started = time.perf_counter()
             figures = await measure_kind(kind, wanted, lengths, directory)
@@ -128,8 +133,7 @@ def main(args: argparse.Namespace) -> None:
     lengths = QUICK_LENGTHS if args.quick else FULL_LENGTHS
     echoes = [name for name in args.scenarios if name in ECHOES]
     kinds = _kinds(args)
-    if "function-stdlib-json" in kinds and "echo-json" not in echoes:
-        kinds.remove("function-stdlib-json")
+    kinds = [kind for kind in kinds if any(_runs_in(kind, echo) for echo in echoes)]
     with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as directory:
         figures = asyncio.run(_measure_all(kinds, echoes, lengths, Path(directory)))
     print(f"command: python -m bench --callgrind{' --quick' if args.quick else ''}")

@@ -32,7 +32,7 @@ def rss_bytes(pid: int) -> int:
 
 
 class ServerProcess:
-    """``python -m bench.servers KIND``, started under ``taskset`` (and optionally a tool).
+    """``python -m bench.servers KIND`` (or another ``module``), under ``taskset`` and a tool.
 
     Use as ``async with ServerProcess(...) as server:``; ``server.port`` is its port.
     """
@@ -45,6 +45,7 @@ class ServerProcess:
         start_timeout: float = 30.0,
         stop_timeout: float = 30.0,
         env: dict[str, str] | None = None,
+        module: str = "bench.servers",
     ) -> None:
         self.kind = kind
         self.port = 0
@@ -53,7 +54,7 @@ class ServerProcess:
             *wrapper,
             sys.executable,
             "-m",
-            "bench.servers",
+            module,
             kind,
         ]
         self._start_timeout = start_timeout

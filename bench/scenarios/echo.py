@@ -115,7 +115,18 @@ async def _binary(server: ServerProcess, settings: Settings) -> Figures:
     )
 
 
-register(Scenario("echo-text", "echo of 64-byte text messages", (CPU, P50, P99), _text))
+#: aioendpoints with its default heartbeat and send guard switched off, to show their cost.
+WITHOUT_DEFAULTS = ("function-no-heartbeat", "function-bare")
+
+register(
+    Scenario(
+        "echo-text",
+        "echo of 64-byte text messages",
+        (CPU, P50, P99),
+        _text,
+        extra_kinds=WITHOUT_DEFAULTS,
+    )
+)
 register(
     Scenario(
         "echo-json",
@@ -125,4 +136,12 @@ register(
         extra_kinds=("function-stdlib-json",),
     )
 )
-register(Scenario("echo-bytes", "echo of 16 KiB binary messages", (CPU,), _binary))
+register(
+    Scenario(
+        "echo-bytes",
+        "echo of 16 KiB binary messages",
+        (CPU,),
+        _binary,
+        extra_kinds=WITHOUT_DEFAULTS,
+    )
+)
