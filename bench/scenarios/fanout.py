@@ -35,11 +35,15 @@ import tempfile
 import time
 from typing import Any
 
+from ..client import Connection
 from ..process import ServerProcess
 from . import Figures, Metric, Scenario, Settings, register
 from .load import HOST, close_all, open_connections
 
-__all__ = ["server_app"]
+__all__ = ["KINDS", "Publisher", "fanout_server", "server_app"]
+
+#: The kinds a fan-out server can be.
+KINDS = ("aiohttp", "function", "function-redis")
 
 GROUP = "bench"
 PATH = "/members"
@@ -126,13 +130,14 @@ def _resident_memory() -> int:
 
 
 async def _serve(kind: str) -> None:
-    from ..servers import _run_aiohttp_app, raise_file_limit
+    from ..servers import _mark, _run_aiohttp_app, raise_file_limit
 
     raise_file_limit()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _mark)  # for python -m bench --callgrind
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((HOST, 0))
@@ -190,54 +195,78 @@ def _unavailable(kind: str) -> str | None:
     return None
 
 
-def _server(kind: str, cpu: int | None) -> ServerProcess:
-    env = {REDIS_URL_VARIABLE: _redis_url()} if kind == "function-redis" else None
-    return ServerProcess(kind, cpu, env=env, module="bench.scenarios.fanout")
+def fanout_server(kind: str, cpu: int | None, **options: Any) -> ServerProcess:
+    """A fan-out server of ``kind``; ``options`` go to :class:`ServerProcess`."""
+    env = dict(options.pop("env", None) or {})
+    if kind == "function-redis":
+        env[REDIS_URL_VARIABLE] = _redis_url()
+    return ServerProcess(kind, cpu, env=env, module="bench.scenarios.fanout", **options)
 
 
 # The harness side ----------------------------------------------------------------------------
 
 
+class Publisher:
+    """Drives one fan-out server: its members, its figures, and one publish at a time."""
+
+    def __init__(self, session: Any, server: ServerProcess) -> None:
+        self._session = session
+        self._base = f"http://{HOST}:{server.port}"
+        self._kind = server.kind
+        self._port = server.port
+        self.members: list[Connection] = []
+
+    async def stats(self, memory: bool = False) -> dict[str, float]:
+        """The server's CPU time so far, its members and (when asked) its memory."""
+        params = {"memory": "1"} if memory else {}
+        async with self._session.get(f"{self._base}/stats", params=params) as response:
+            return dict(await response.json())
+
+    async def connect(self, count: int, wait: float = 30.0) -> None:
+        """Open ``count`` member connections and wait until all have joined the group."""
+        self.members = await open_connections(self._port, PATH, count)
+        deadline = time.perf_counter() + wait
+        while (await self.stats())["members"] != count:
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"{self._kind}: the group never had {count} members")
+            await asyncio.sleep(0.05)
+
+    async def publish(self, way: str, number: int, wait: float = ROUND_TIMEOUT) -> None:
+        """Publish message ``number`` (or nothing) and wait until every member has it."""
+        waiters = [m.expect_message() for m in self.members] if way != "nothing" else []
+        url = f"{self._base}/publish?way={way}&round={number}"
+        async with self._session.post(url) as response:
+            if response.status != 200:
+                raise RuntimeError(f"publish answered {response.status}")
+        for payload in await asyncio.wait_for(asyncio.gather(*waiters), wait):
+            if json.loads(payload)["round"] != number:
+                raise RuntimeError(f"{self._kind} delivered {payload[:60]!r}")
+
+    async def close(self) -> None:
+        """Close every member connection."""
+        await close_all(self.members)
+
+
 async def _fan_out(server: ServerProcess, settings: Settings) -> Figures:
     from aiohttp import ClientSession
 
-    base = f"http://{HOST}:{server.port}"
     async with ClientSession() as session:
-
-        async def stats(memory: bool = False) -> dict[str, float]:
-            params = {"memory": "1"} if memory else {}
-            async with session.get(f"{base}/stats", params=params) as response:
-                return dict(await response.json())
-
-        idle_rss = (await stats(memory=True))["rss"]
-        members = await open_connections(server.port, PATH, settings.fanout_members)
+        publisher = Publisher(session, server)
+        idle_rss = (await publisher.stats(memory=True))["rss"]
         try:
-            for _ in range(600):  # the members join right after the handshake
-                if (await stats())["members"] == len(members):
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError(f"{server.kind}: the group never had {len(members)} members")
-            rss = (await stats(memory=True))["rss"]
+            await publisher.connect(settings.fanout_members)
+            rss = (await publisher.stats(memory=True))["rss"]
 
             async def rounds(way: str) -> tuple[float, list[float]]:
                 """Server CPU seconds per round and the times to all, after the warm-up."""
                 cpu = 0.0
                 times: list[float] = []
                 for number in range(WARMUP_ROUNDS + settings.fanout_rounds):
-                    waiters = [m.expect_message() for m in members] if way != "nothing" else []
-                    before = await stats()
+                    before = await publisher.stats()
                     started = time.perf_counter()
-                    url = f"{base}/publish?way={way}&round={number}"
-                    async with session.post(url) as response:
-                        if response.status != 200:
-                            raise RuntimeError(f"publish answered {response.status}")
-                    payloads = await asyncio.wait_for(asyncio.gather(*waiters), ROUND_TIMEOUT)
+                    await publisher.publish(way, number)
                     elapsed = time.perf_counter() - started
-                    after = await stats()
-                    for payload in payloads:
-                        if json.loads(payload)["round"] != number:
-                            raise RuntimeError(f"{server.kind} delivered {payload[:60]!r}")
+                    after = await publisher.stats()
                     if number >= WARMUP_ROUNDS:
                         cpu += after["cpu"] - before["cpu"]
                         times.append(elapsed)
@@ -246,12 +275,13 @@ async def _fan_out(server: ServerProcess, settings: Settings) -> Figures:
             nothing, _ = await rounds("nothing")
             publish, times = await rounds("publish")
         finally:
-            await close_all(members)
+            await publisher.close()
+    members = settings.fanout_members
     return {
-        CPU.key: (publish - nothing) / len(members) * 1e6,
+        CPU.key: (publish - nothing) / members * 1e6,
         TIME_TO_ALL.key: statistics.median(times) * 1e3,
-        MEMORY.key: (rss - idle_rss) / len(members) / 1024,
-        "messages": len(members) * settings.fanout_rounds,
+        MEMORY.key: (rss - idle_rss) / members / 1024,
+        "messages": members * settings.fanout_rounds,
     }
 
 
@@ -263,14 +293,14 @@ register(
         (CPU, TIME_TO_ALL, MEMORY),
         _fan_out,
         extra_kinds=("function-redis",),
-        only_kinds=("aiohttp", "function", "function-redis"),
-        server=_server,
+        only_kinds=KINDS,
+        server=fanout_server,
         unavailable=_unavailable,
     )
 )
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in ("aiohttp", "function", "function-redis"):
-        sys.exit("usage: python -m bench.scenarios.fanout {aiohttp,function,function-redis}")
+    if len(sys.argv) != 2 or sys.argv[1] not in KINDS:
+        sys.exit(f"usage: python -m bench.scenarios.fanout {{{','.join(KINDS)}}}")
     asyncio.run(_serve(sys.argv[1]))
