@@ -39,6 +39,7 @@ KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
         Kind("aiohttp", "raw aiohttp"),
+        Kind("aiohttp-heartbeat", "raw aiohttp, heartbeat=20"),
         Kind("function", "aioendpoints function view"),
         Kind("endpoint", "aioendpoints class endpoint"),
         Kind("function-stdlib-json", "aioendpoints function view, stdlib json"),
@@ -54,7 +55,13 @@ BASELINE = "aiohttp"
 #: fallback (JSON echo), the defaults switched off one by one (text and binary echo) and
 #: the Redis broadcast backend (fan-out).
 SCENARIO_ONLY_KINDS = frozenset(
-    {"function-stdlib-json", "function-no-heartbeat", "function-bare", "function-redis"}
+    {
+        "aiohttp-heartbeat",
+        "function-stdlib-json",
+        "function-no-heartbeat",
+        "function-bare",
+        "function-redis",
+    }
 )
 
 
@@ -79,12 +86,14 @@ async def _run_aiohttp_app(app: Any, sock: socket.socket, stop: asyncio.Event) -
     await runner.cleanup()
 
 
-async def serve_aiohttp(sock: socket.socket, stop: asyncio.Event) -> None:
-    """Raw aiohttp: the loop every aiohttp WebSocket tutorial shows."""
+async def serve_aiohttp(
+    sock: socket.socket, stop: asyncio.Event, heartbeat: float | None = None
+) -> None:
+    """Raw aiohttp: the loop every aiohttp WebSocket tutorial shows, with its defaults."""
     from aiohttp import WSMsgType, web
 
     async def text(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
+        ws = web.WebSocketResponse(heartbeat=heartbeat)
         await ws.prepare(request)
         async for message in ws:
             if message.type is WSMsgType.TEXT:
@@ -100,7 +109,7 @@ async def serve_aiohttp(sock: socket.socket, stop: asyncio.Event) -> None:
         return ws
 
     async def binary(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
+        ws = web.WebSocketResponse(heartbeat=heartbeat)
         await ws.prepare(request)
         async for message in ws:
             if message.type is WSMsgType.BINARY:
@@ -112,6 +121,11 @@ async def serve_aiohttp(sock: socket.socket, stop: asyncio.Event) -> None:
     app.router.add_get("/json", json_echo)
     app.router.add_get("/bytes", binary)
     await _run_aiohttp_app(app, sock, stop)
+
+
+async def serve_aiohttp_heartbeat(sock: socket.socket, stop: asyncio.Event) -> None:
+    """Raw aiohttp with the heartbeat aioendpoints turns on by default (20 seconds)."""
+    await serve_aiohttp(sock, stop, heartbeat=20.0)
 
 
 async def serve_function(sock: socket.socket, stop: asyncio.Event, **options: Any) -> None:
@@ -263,6 +277,7 @@ async def serve_websockets(sock: socket.socket, stop: asyncio.Event) -> None:
 
 SERVERS: dict[str, Serve] = {
     "aiohttp": serve_aiohttp,
+    "aiohttp-heartbeat": serve_aiohttp_heartbeat,
     "function": serve_function,
     "function-stdlib-json": serve_function_stdlib_json,
     "function-no-heartbeat": serve_function_no_heartbeat,

@@ -115,8 +115,9 @@ async def _binary(server: ServerProcess, settings: Settings) -> Figures:
     )
 
 
-#: aioendpoints with its default heartbeat and send guard switched off, to show their cost.
-WITHOUT_DEFAULTS = ("function-no-heartbeat", "function-bare")
+#: What the defaults cost: raw aiohttp with aioendpoints' default heartbeat, and
+#: aioendpoints with its default heartbeat and send guard switched off.
+WITHOUT_DEFAULTS = ("aiohttp-heartbeat", "function-no-heartbeat", "function-bare")
 
 register(
     Scenario(
