@@ -224,7 +224,7 @@ class Publisher:
 
     async def connect(self, count: int, wait: float = 30.0) -> None:
         """Open ``count`` member connections and wait until all have joined the group."""
-        self.members = await open_connections(self._port, PATH, count)
+        self.members = await open_connections(self._port, PATH, count, wait)
         deadline = time.perf_counter() + wait
         while (await self.stats())["members"] != count:
             if time.perf_counter() > deadline:
