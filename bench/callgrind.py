@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -136,7 +137,7 @@ async def measure_fanout(
                 await publisher.publish(way, number, wait=_SLOW)
                 number += 1
             for count in lengths:
-                await server.mark(_SLOW)
+                await server.mark(_SLOW, signal.SIGUSR2)  # collects garbage first
                 marks += 1
                 for _ in range(count):
                     await publisher.publish(way, number, wait=_SLOW)

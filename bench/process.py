@@ -98,11 +98,11 @@ class ServerProcess:
         self.port = int(line.split()[1])
         return self
 
-    async def mark(self, wait: float) -> None:
-        """Send SIGUSR1 and wait for the server's ``MARK`` line (see :mod:`bench.servers`)."""
+    async def mark(self, wait: float, signum: int = signal.SIGUSR1) -> None:
+        """Send ``signum`` and wait for the server's ``MARK`` line (see :mod:`bench.servers`)."""
         assert self._process is not None
         assert self._process.stdout is not None
-        self._process.send_signal(signal.SIGUSR1)
+        self._process.send_signal(signum)
         line = await asyncio.wait_for(self._process.stdout.readline(), wait)
         if line.strip() != b"MARK":
             raise RuntimeError(f"server {self.kind} answered {line!r} to SIGUSR1")
