@@ -189,13 +189,13 @@ async def _measure_all(
         print(f"{kind:<22} {shown} ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
         return figures
 
-    async def fanout(kind: str, members: int, lengths: tuple[int, int]) -> float:
+    async def fanout(kind: str, members: int, lengths: tuple[int, int]) -> dict[str, float]:
         async with slots:
             started = time.perf_counter()
             figure = await measure_fanout(kind, members, lengths, directory)
         took = time.perf_counter() - started
         print(f"{kind:<22} fanout {figure:,.0f} ({took:.0f}s)", file=sys.stderr)
-        return figure
+        return {"fanout": figure}
 
     echo_kinds = [kind for kind in kinds if any(_runs_in(kind, echo) for echo in echoes)]
     jobs = [one(kind) for kind in echo_kinds]
@@ -203,10 +203,8 @@ async def _measure_all(
     jobs += [fanout(kind, *fanout_load) for kind in fanout_kinds]
     results = await asyncio.gather(*jobs)
     figures: dict[str, dict[str, float]] = {kind: {} for kind in kinds}
-    for kind, result in zip(echo_kinds, results[: len(echo_kinds)], strict=True):
-        figures[kind].update(result)  # type: ignore[arg-type]
-    for kind, result in zip(fanout_kinds, results[len(echo_kinds) :], strict=True):
-        figures[kind]["fanout"] = result  # type: ignore[assignment]
+    for kind, result in zip([*echo_kinds, *fanout_kinds], results, strict=True):
+        figures[kind].update(result)
     return figures
 
 

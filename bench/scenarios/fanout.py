@@ -116,7 +116,12 @@ def server_app(kind: str, redis_url: str | None) -> Any:
     else:
         routes = WebSocketRoutes()
         routes.add_websocket_route(PATH, member)
-        aioendpoints.setup(app, broadcast=redis_url if kind == "function-redis" else "memory://")
+        broadcast = "memory://"
+        if kind == "function-redis":
+            if redis_url is None:
+                raise RuntimeError(f"function-redis needs {REDIS_URL_VARIABLE}")
+            broadcast = redis_url
+        aioendpoints.setup(app, broadcast=broadcast)
         app.add_routes(routes)
     app.router.add_post("/publish", publish)
     app.router.add_get("/stats", stats)
