@@ -338,15 +338,22 @@ class WebSocket:
             raise await self._close_for_policy(*RATE_LIMIT_CLOSE)
         return message
 
-    async def _guarded_send_frame(self, payload: _Payload, kind: WSMsgType) -> None:
-        """aiohttp's send_frame(), bounded by the send guard: a slow reader is closed."""
+    def _guarded_send_frame(self, payload: _Payload, kind: WSMsgType) -> Awaitable[None]:
+        """aiohttp's send_frame(), bounded by the send guard: a slow reader is closed.
+
+        A send that fits in the buffer returns aiohttp's own coroutine, so the common case
+        costs one size check and no extra coroutine per message.
+        """
         guard = self._send_guard
         assert self.response is not None
         assert guard is not None
         sending = self.response.send_frame(payload, kind)  # type: ignore[arg-type]
         if guard.fits(len(payload)):
-            await sending
-        elif not await guard.send(sending):
+            return sending
+        return self._send_or_drop(guard, sending)
+
+    async def _send_or_drop(self, guard: SendGuard, sending: Awaitable[None]) -> None:
+        if not await guard.send(sending):
             code, reason = SEND_TIMEOUT_CLOSE
             self._set_closed(code, reason)
             self._closed_here = True

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -22,9 +23,10 @@ from pathlib import Path
 from .client import OP_BINARY, OP_TEXT, Connection, connect, masked_frame
 from .process import ServerProcess
 from .report import machine
+from .scenarios import load_scenarios
 from .scenarios.echo import BINARY_PAYLOAD, JSON_PAYLOAD, TEXT_PAYLOAD
 from .scenarios.load import HOST
-from .servers import BASELINE, KINDS, kind_available
+from .servers import BASELINE, KINDS, SCENARIO_ONLY_KINDS, kind_available
 
 __all__ = ["main"]
 
@@ -37,6 +39,11 @@ ECHOES = {
 FULL_LENGTHS = (500, 2500)
 QUICK_LENGTHS = (100, 500)
 _WARMUP = 50
+#: Fan-out under callgrind: members, and the short and long series of publishes to all.
+FANOUT_MEMBERS = 1000
+FANOUT_LENGTHS = (3, 13)
+QUICK_FANOUT = (200, (2, 6))
+_FANOUT_WARMUP = 2
 _SLOW = 600.0  # seconds: valgrind makes everything 50-100 times slower
 
 
@@ -92,6 +99,66 @@ async def measure_kind(
     }
 
 
+async def measure_fanout(
+    kind: str, members: int, lengths: tuple[int, int], directory: Path
+) -> float:
+    """Run a fan-out server of ``kind`` under callgrind; return instructions per recipient.
+
+    Each series is a run of publishes to every member, and as many rounds that publish
+    nothing (the HTTP request that drives a round), whose count is subtracted.
+    """
+    from aiohttp import ClientSession
+
+    from .scenarios.fanout import Publisher, fanout_server
+
+    output = directory / f"fanout-{kind}.out"
+    wrapper = (
+        "valgrind",
+        "--tool=callgrind",
+        "--dump-before=getppid",
+        f"--callgrind-out-file={output}",
+    )
+    server = fanout_server(
+        kind,
+        None,
+        wrapper=wrapper,
+        start_timeout=_SLOW,
+        stop_timeout=_SLOW,
+        env={"PYTHONHASHSEED": "0"},
+    )
+    marks = 0
+    dumps: dict[str, list[int]] = {"publish": [], "nothing": []}
+    async with server, ClientSession() as session:
+        publisher = Publisher(session, server)
+        await publisher.connect(members, wait=_SLOW)
+        number = 0
+        for way in ("publish", "nothing"):
+            for _ in range(_FANOUT_WARMUP):
+                await publisher.publish(way, number, wait=_SLOW)
+                number += 1
+            for count in lengths:
+                await server.mark(_SLOW, signal.SIGUSR2)  # collects garbage first
+                marks += 1
+                for _ in range(count):
+                    await publisher.publish(way, number, wait=_SLOW)
+                    number += 1
+                await server.mark(_SLOW)
+                marks += 1
+                dumps[way].append(marks)
+        await publisher.close()
+
+    def per_round(way: str) -> float:
+        short, long = dumps[way]
+        counts = _total(Path(f"{output}.{long}")) - _total(Path(f"{output}.{short}"))
+        return counts / (lengths[1] - lengths[0])
+
+    return (per_round("publish") - per_round("nothing")) / members
+
+
+def _runs_in(kind: str, echo: str) -> bool:
+    return kind not in SCENARIO_ONLY_KINDS or kind in load_scenarios()[echo].extra_kinds
+
+
 def _kinds(args: argparse.Namespace) -> list[str]:
     kinds = []
     for kind in [BASELINE, *(k for k in args.kinds if k != BASELINE)]:
@@ -103,13 +170,18 @@ def _kinds(args: argparse.Namespace) -> list[str]:
 
 
 async def _measure_all(
-    kinds: list[str], echoes: list[str], lengths: tuple[int, int], directory: Path
+    kinds: list[str],
+    echoes: list[str],
+    lengths: tuple[int, int],
+    directory: Path,
+    fanout_kinds_wanted: list[str],
+    fanout_load: tuple[int, tuple[int, int]],
 ) -> dict[str, dict[str, float]]:
     # Two servers at a time: instruction counts do not depend on how busy the machine is.
     slots = asyncio.Semaphore(2)
 
     async def one(kind: str) -> dict[str, float]:
-        wanted = [e for e in echoes if kind != "function-stdlib-json" or e == "echo-json"]
+        wanted = [e for e in echoes if _runs_in(kind, e)]
         async with slots:
             started = time.perf_counter()
             figures = await measure_kind(kind, wanted, lengths, directory)
@@ -117,8 +189,23 @@ async def _measure_all(
         print(f"{kind:<22} {shown} ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
         return figures
 
-    results = await asyncio.gather(*(one(kind) for kind in kinds))
-    return dict(zip(kinds, results, strict=True))
+    async def fanout(kind: str, members: int, lengths: tuple[int, int]) -> dict[str, float]:
+        async with slots:
+            started = time.perf_counter()
+            figure = await measure_fanout(kind, members, lengths, directory)
+        took = time.perf_counter() - started
+        print(f"{kind:<22} fanout {figure:,.0f} ({took:.0f}s)", file=sys.stderr)
+        return {"fanout": figure}
+
+    echo_kinds = [kind for kind in kinds if any(_runs_in(kind, echo) for echo in echoes)]
+    jobs = [one(kind) for kind in echo_kinds]
+    fanout_kinds = [kind for kind in fanout_kinds_wanted if kind in kinds]
+    jobs += [fanout(kind, *fanout_load) for kind in fanout_kinds]
+    results = await asyncio.gather(*jobs)
+    figures: dict[str, dict[str, float]] = {kind: {} for kind in kinds}
+    for kind, result in zip([*echo_kinds, *fanout_kinds], results, strict=True):
+        figures[kind].update(result)
+    return figures
 
 
 def main(args: argparse.Namespace) -> None:
@@ -128,16 +215,38 @@ def main(args: argparse.Namespace) -> None:
     lengths = QUICK_LENGTHS if args.quick else FULL_LENGTHS
     echoes = [name for name in args.scenarios if name in ECHOES]
     kinds = _kinds(args)
-    if "function-stdlib-json" in kinds and "echo-json" not in echoes:
-        kinds.remove("function-stdlib-json")
+    fanout_kinds: list[str] = []
+    if "fanout" in args.scenarios:
+        from .scenarios.fanout import KINDS as FANOUT_KINDS
+        from .scenarios.fanout import _unavailable
+
+        for kind in FANOUT_KINDS:
+            if kind == "function-redis" and _unavailable(kind):
+                print(f"skipped {kind} in fanout: {_unavailable(kind)}")
+            elif kind == BASELINE or kind in args.kinds:
+                fanout_kinds.append(kind)
+    kinds = [
+        kind
+        for kind in kinds
+        if any(_runs_in(kind, echo) for echo in echoes) or kind in fanout_kinds
+    ]
+    fanout_load = QUICK_FANOUT if args.quick else (FANOUT_MEMBERS, FANOUT_LENGTHS)
     with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as directory:
-        figures = asyncio.run(_measure_all(kinds, echoes, lengths, Path(directory)))
+        figures = asyncio.run(
+            _measure_all(kinds, echoes, lengths, Path(directory), fanout_kinds, fanout_load)
+        )
     print(f"command: python -m bench --callgrind{' --quick' if args.quick else ''}")
     print("\n".join(machine()))
     print(f"series: {lengths[0]} and {lengths[1]} strict round trips over one connection")
+    if fanout_kinds:
+        members, (short, long) = fanout_load
+        print(
+            f"fanout: {short} and {long} publishes to {members} members, less as many that "
+            "publish nothing; the figure is per recipient"
+        )
     header = ("scenario", "kind", "instructions/message", "vs raw aiohttp")
     cells = []
-    for echo in echoes:
+    for echo in [*echoes, *(["fanout"] if fanout_kinds else [])]:
         baseline = figures[BASELINE][echo]
         for kind in kinds:
             if echo in figures[kind]:

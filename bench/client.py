@@ -152,6 +152,12 @@ class Connection(asyncio.Protocol):
         self.transport.write(frame)
         return await waiter
 
+    def expect_message(self) -> asyncio.Future[bytes]:
+        """A future for the payload of the next data frame the server sends unasked."""
+        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        return waiter
+
     async def round_trips(
         self, frame: bytes, count: int, deadline: float, record: Callable[[float], None] | None
     ) -> int:

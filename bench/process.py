@@ -32,7 +32,7 @@ def rss_bytes(pid: int) -> int:
 
 
 class ServerProcess:
-    """``python -m bench.servers KIND``, started under ``taskset`` (and optionally a tool).
+    """``python -m bench.servers KIND`` (or another ``module``), under ``taskset`` and a tool.
 
     Use as ``async with ServerProcess(...) as server:``; ``server.port`` is its port.
     """
@@ -45,6 +45,7 @@ class ServerProcess:
         start_timeout: float = 30.0,
         stop_timeout: float = 30.0,
         env: dict[str, str] | None = None,
+        module: str = "bench.servers",
     ) -> None:
         self.kind = kind
         self.port = 0
@@ -53,7 +54,7 @@ class ServerProcess:
             *wrapper,
             sys.executable,
             "-m",
-            "bench.servers",
+            module,
             kind,
         ]
         self._start_timeout = start_timeout
@@ -97,11 +98,11 @@ class ServerProcess:
         self.port = int(line.split()[1])
         return self
 
-    async def mark(self, wait: float) -> None:
-        """Send SIGUSR1 and wait for the server's ``MARK`` line (see :mod:`bench.servers`)."""
+    async def mark(self, wait: float, signum: int = signal.SIGUSR1) -> None:
+        """Send ``signum`` and wait for the server's ``MARK`` line (see :mod:`bench.servers`)."""
         assert self._process is not None
         assert self._process.stdout is not None
-        self._process.send_signal(signal.SIGUSR1)
+        self._process.send_signal(signum)
         line = await asyncio.wait_for(self._process.stdout.readline(), wait)
         if line.strip() != b"MARK":
             raise RuntimeError(f"server {self.kind} answered {line!r} to SIGUSR1")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .process import ServerProcess
 from .scenarios import Scenario, Settings
-from .servers import BASELINE, KINDS, kind_available
+from .servers import BASELINE, KINDS, SCENARIO_ONLY_KINDS, kind_available
 
 __all__ = ["Results", "pick_cpus", "run_all"]
 
@@ -41,10 +41,16 @@ def kinds_for(scenario: Scenario, wanted: list[str], skipped: dict[str, str]) ->
     kinds = []
     for name in wanted:
         kind = KINDS[name]
-        if name in ("function-stdlib-json",) and name not in scenario.extra_kinds:
+        if name in SCENARIO_ONLY_KINDS and name not in scenario.extra_kinds:
+            continue
+        if scenario.only_kinds is not None and name not in scenario.only_kinds:
             continue
         if not kind_available(kind):
             skipped[name] = f"needs {', '.join(kind.requires)} (pip install -e '.[bench]')"
+            continue
+        reason = scenario.unavailable(name) if scenario.unavailable is not None else None
+        if reason is not None:
+            skipped[f"{name} in {scenario.name}"] = reason
             continue
         kinds.append(name)
     return kinds
@@ -71,7 +77,8 @@ async def run_all(
             for kind in order:
                 started = time.perf_counter()
                 try:
-                    async with ServerProcess(kind, server_cpu) as server:
+                    start = scenario.server or ServerProcess
+                    async with start(kind, server_cpu) as server:
                         figures = await scenario.run(server, settings)
                 except (OSError, RuntimeError, TimeoutError) as error:
                     failure = f"round {round_number + 1} {scenario.name} {kind}: {error!r}"

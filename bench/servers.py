@@ -18,7 +18,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["KINDS", "Kind", "kind_available"]
+__all__ = ["KINDS", "SCENARIO_ONLY_KINDS", "Kind", "kind_available"]
 
 Serve = Callable[[socket.socket, asyncio.Event], Awaitable[None]]
 
@@ -39,14 +39,30 @@ KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
         Kind("aiohttp", "raw aiohttp"),
+        Kind("aiohttp-heartbeat", "raw aiohttp, heartbeat=20"),
         Kind("function", "aioendpoints function view"),
         Kind("endpoint", "aioendpoints class endpoint"),
         Kind("function-stdlib-json", "aioendpoints function view, stdlib json"),
+        Kind("function-no-heartbeat", "aioendpoints function view, heartbeat=None"),
+        Kind("function-bare", "aioendpoints function view, no heartbeat, no send guard"),
+        Kind("function-redis", "aioendpoints function view, redis://"),
         Kind("starlette", "Starlette + uvicorn", ("starlette", "uvicorn", "websockets")),
         Kind("websockets", "python-websockets", ("websockets",)),
     )
 }
 BASELINE = "aiohttp"
+#: Kinds that run only in the scenarios that name them in ``extra_kinds``: the stdlib json
+#: fallback (JSON echo), the defaults switched off one by one (text and binary echo) and
+#: the Redis broadcast backend (fan-out).
+SCENARIO_ONLY_KINDS = frozenset(
+    {
+        "aiohttp-heartbeat",
+        "function-stdlib-json",
+        "function-no-heartbeat",
+        "function-bare",
+        "function-redis",
+    }
+)
 
 
 def kind_available(kind: Kind) -> bool:
@@ -70,12 +86,14 @@ async def _run_aiohttp_app(app: Any, sock: socket.socket, stop: asyncio.Event) -
     await runner.cleanup()
 
 
-async def serve_aiohttp(sock: socket.socket, stop: asyncio.Event) -> None:
-    """Raw aiohttp: the loop every aiohttp WebSocket tutorial shows."""
+async def serve_aiohttp(
+    sock: socket.socket, stop: asyncio.Event, heartbeat: float | None = None
+) -> None:
+    """Raw aiohttp: the loop every aiohttp WebSocket tutorial shows, with its defaults."""
     from aiohttp import WSMsgType, web
 
     async def text(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
+        ws = web.WebSocketResponse(heartbeat=heartbeat)
         await ws.prepare(request)
         async for message in ws:
             if message.type is WSMsgType.TEXT:
@@ -91,7 +109,7 @@ async def serve_aiohttp(sock: socket.socket, stop: asyncio.Event) -> None:
         return ws
 
     async def binary(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
+        ws = web.WebSocketResponse(heartbeat=heartbeat)
         await ws.prepare(request)
         async for message in ws:
             if message.type is WSMsgType.BINARY:
@@ -105,8 +123,13 @@ async def serve_aiohttp(sock: socket.socket, stop: asyncio.Event) -> None:
     await _run_aiohttp_app(app, sock, stop)
 
 
-async def serve_function(sock: socket.socket, stop: asyncio.Event) -> None:
-    """aioendpoints function views, as the guide writes them."""
+async def serve_aiohttp_heartbeat(sock: socket.socket, stop: asyncio.Event) -> None:
+    """Raw aiohttp with the heartbeat aioendpoints turns on by default (20 seconds)."""
+    await serve_aiohttp(sock, stop, heartbeat=20.0)
+
+
+async def serve_function(sock: socket.socket, stop: asyncio.Event, **options: Any) -> None:
+    """aioendpoints function views, as the guide writes them (with the default options)."""
     from aiohttp import web
 
     import aioendpoints
@@ -119,9 +142,9 @@ async def serve_function(sock: socket.socket, stop: asyncio.Event) -> None:
         async for message in ws:
             await ws.send(message)
 
-    routes.add_websocket_route("/text", echo, value_type="text")
-    routes.add_websocket_route("/json", echo, value_type="json")
-    routes.add_websocket_route("/bytes", echo, value_type="bytes")
+    routes.add_websocket_route("/text", echo, value_type="text", **options)
+    routes.add_websocket_route("/json", echo, value_type="json", **options)
+    routes.add_websocket_route("/bytes", echo, value_type="bytes", **options)
     app = web.Application()
     aioendpoints.setup(app)
     app.add_routes(routes)
@@ -132,6 +155,16 @@ async def serve_function_stdlib_json(sock: socket.socket, stop: asyncio.Event) -
     """aioendpoints function views with orjson hidden, so the stdlib json fallback runs."""
     sys.modules["orjson"] = None  # type: ignore[assignment]  # makes `import orjson` fail
     await serve_function(sock, stop)
+
+
+async def serve_function_no_heartbeat(sock: socket.socket, stop: asyncio.Event) -> None:
+    """aioendpoints function views without the default 20-second heartbeat."""
+    await serve_function(sock, stop, heartbeat=None)
+
+
+async def serve_function_bare(sock: socket.socket, stop: asyncio.Event) -> None:
+    """aioendpoints function views without the heartbeat and without the send guard."""
+    await serve_function(sock, stop, heartbeat=None, send_timeout=None)
 
 
 async def serve_endpoint(sock: socket.socket, stop: asyncio.Event) -> None:
@@ -244,8 +277,11 @@ async def serve_websockets(sock: socket.socket, stop: asyncio.Event) -> None:
 
 SERVERS: dict[str, Serve] = {
     "aiohttp": serve_aiohttp,
+    "aiohttp-heartbeat": serve_aiohttp_heartbeat,
     "function": serve_function,
     "function-stdlib-json": serve_function_stdlib_json,
+    "function-no-heartbeat": serve_function_no_heartbeat,
+    "function-bare": serve_function_bare,
     "endpoint": serve_endpoint,
     "starlette": serve_starlette,
     "websockets": serve_websockets,

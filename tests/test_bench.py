@@ -35,6 +35,25 @@ def test_quick_text_echo_prints_the_table_and_every_figure(tmp_path: Path) -> No
         assert {"cpu_us", "p50_us", "p99_us", "server_busy", "client_busy"} <= set(run)
 
 
+@pytest.mark.slow
+def test_quick_fanout_reports_cpu_time_and_memory_per_member(tmp_path: Path) -> None:
+    """`python -m bench --quick --scenarios fanout` publishes to every member of both kinds."""
+    output = tmp_path / "figures.json"
+    command = [sys.executable, "-m", "bench", "--quick", "--scenarios", "fanout"]
+    command += ["--kinds", "aiohttp,function", "--json", str(output)]
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "server CPU per recipient" in result.stdout
+    figures = json.loads(output.read_text())["figures"]["fanout"]
+    assert set(figures) == {"aiohttp", "function"}
+    for runs in figures.values():
+        (run,) = runs
+        assert run["messages"] == QUICK.fanout_members * QUICK.fanout_rounds
+        assert {"cpu_us", "time_to_all_ms", "kib_per_member"} <= set(run)
+
+
 def test_client_frames_are_masked_and_unmask_to_the_payload() -> None:
     """A client frame carries the mask bit and its payload XOR the mask key."""
     payload = bytes(range(200))

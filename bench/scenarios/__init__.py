@@ -1,8 +1,8 @@
 """The registry of scenarios: each one runs against one server and returns its figures.
 
 A scenario lives in its own module, which calls :func:`register`; the modules are listed in
-:data:`SCENARIO_MODULES`. Adding a scenario (fan-out to many members, once broadcast exists)
-is a new module plus one line there.
+:data:`SCENARIO_MODULES`. Adding a scenario is a new module plus one line there; a scenario
+that needs servers of its own (fan-out) names them with ``server`` and ``only_kinds``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..process import ServerProcess
 __all__ = ["SCENARIOS", "Metric", "Scenario", "Settings", "load_scenarios", "register"]
 
 #: The modules that register scenarios, in the order the table shows them.
-SCENARIO_MODULES = ("bench.scenarios.echo", "bench.scenarios.memory")
+SCENARIO_MODULES = ("bench.scenarios.echo", "bench.scenarios.memory", "bench.scenarios.fanout")
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,21 @@ class Settings:
     memory_connections: int = 2000
     #: Seconds a single load phase may take before it stops early.
     time_limit: float = 60.0
+    #: Fan-out: members of the group, and messages published to all of them.
+    fanout_members: int = 1000
+    fanout_rounds: int = 30
 
 
 #: Full runs, as the docs report them, and quick runs (under a minute in all).
 FULL = Settings()
-QUICK = Settings(connections=20, messages=250, warmup_messages=10, memory_connections=200)
+QUICK = Settings(
+    connections=20,
+    messages=250,
+    warmup_messages=10,
+    memory_connections=200,
+    fanout_members=200,
+    fanout_rounds=10,
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,8 @@ class Metric:
 
 
 Figures = dict[str, float]
+#: Starts the server of one kind on a CPU (or unpinned): ``ServerProcess`` by default.
+ServerFactory = Callable[[str, int | None], ServerProcess]
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,12 @@ class Scenario:
     run: Callable[[ServerProcess, Settings], Awaitable[Figures]]
     #: Kinds that only make sense in this scenario (for example stdlib json for JSON echo).
     extra_kinds: tuple[str, ...] = ()
+    #: When set, the scenario runs against these kinds alone (the others do not apply).
+    only_kinds: tuple[str, ...] | None = None
+    #: The scenario's own servers, when the echo servers of :mod:`bench.servers` do not fit.
+    server: ServerFactory | None = None
+    #: Why a kind cannot run here (a missing service), or ``None`` when it can.
+    unavailable: Callable[[str], str | None] | None = None
 
 
 SCENARIOS: dict[str, Scenario] = {}

@@ -115,7 +115,19 @@ async def _binary(server: ServerProcess, settings: Settings) -> Figures:
     )
 
 
-register(Scenario("echo-text", "echo of 64-byte text messages", (CPU, P50, P99), _text))
+#: What the defaults cost: raw aiohttp with aioendpoints' default heartbeat, and
+#: aioendpoints with its default heartbeat and send guard switched off.
+WITHOUT_DEFAULTS = ("aiohttp-heartbeat", "function-no-heartbeat", "function-bare")
+
+register(
+    Scenario(
+        "echo-text",
+        "echo of 64-byte text messages",
+        (CPU, P50, P99),
+        _text,
+        extra_kinds=WITHOUT_DEFAULTS,
+    )
+)
 register(
     Scenario(
         "echo-json",
@@ -125,4 +137,12 @@ register(
         extra_kinds=("function-stdlib-json",),
     )
 )
-register(Scenario("echo-bytes", "echo of 16 KiB binary messages", (CPU,), _binary))
+register(
+    Scenario(
+        "echo-bytes",
+        "echo of 16 KiB binary messages",
+        (CPU,),
+        _binary,
+        extra_kinds=WITHOUT_DEFAULTS,
+    )
+)

@@ -13,13 +13,20 @@ HOST = "127.0.0.1"
 _BATCH = 100
 
 
-async def open_connections(port: int, path: str, count: int) -> list[Connection]:
-    """Open ``count`` WebSocket connections to ``path``, ``_BATCH`` handshakes at a time."""
+async def open_connections(
+    port: int, path: str, count: int, wait: float = 10.0
+) -> list[Connection]:
+    """Open ``count`` WebSocket connections to ``path``, ``_BATCH`` handshakes at a time.
+
+    Each handshake may take ``wait`` seconds (more under valgrind).
+    """
     connections: list[Connection] = []
     try:
         for start in range(0, count, _BATCH):
             batch = min(_BATCH, count - start)
-            connections += await asyncio.gather(*(connect(HOST, port, path) for _ in range(batch)))
+            connections += await asyncio.gather(
+                *(connect(HOST, port, path, wait) for _ in range(batch))
+            )
     except BaseException:
         await close_all(connections)
         raise

@@ -7,6 +7,7 @@ import asyncio
 from ..client import OP_TEXT, masked_frame
 from ..process import ServerProcess
 from . import Figures, Metric, Scenario, Settings, register
+from .echo import WITHOUT_DEFAULTS
 from .load import close_all, open_connections
 
 MEMORY = Metric("kib_per_connection", "idle memory per connection", "KiB", compare="difference")
@@ -40,5 +41,6 @@ register(
         "resident memory per open, idle connection",
         (MEMORY,),
         _idle_memory,
+        extra_kinds=WITHOUT_DEFAULTS,
     )
 )
