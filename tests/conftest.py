@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import settings
 
 from tests.redis_server import REDIS_SERVER, RedisServer
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 #: Set by .ci/run: a test that would skip for want of a service fails instead.
 REQUIRE_SERVICES = os.environ.get("AIOENDPOINTS_REQUIRE_SERVICES") == "1"
@@ -56,3 +60,37 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.kill()
+
+
+#: Debian's Chromium, never a browser that Playwright downloads.
+CHROMIUM = os.environ.get("AIOENDPOINTS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium from the system, driven by Playwright."""
+    if not os.access(CHROMIUM, os.X_OK):
+        service_missing(f"Chromium not found at {CHROMIUM} (set AIOENDPOINTS_CHROMIUM)")
+    try:
+        from playwright.async_api import Error, async_playwright
+    except ImportError:
+        service_missing("the playwright package is not installed (pip install -e '.[test]')")
+        raise
+    async with async_playwright() as playwright:
+        try:
+            chromium = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS
+            )
+        except Error as error:
+            service_missing(f"Chromium at {CHROMIUM} did not start: {error}")
+            raise
+        yield chromium
+        await chromium.close()

@@ -10,28 +10,18 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.chat_server import ROOT, ChatServer, free_port, server_errors
-from tests.conftest import service_missing
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
 SCREENSHOT = ROOT / "docs" / "_static" / "chat.png"
-CHROMIUM = os.environ.get("AIOENDPOINTS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 # Playwright's waits are in milliseconds.
 WAIT_MS = 20_000
 
@@ -59,28 +49,6 @@ def shared_chat_servers(tmp_path: Path, redis_url: str) -> Iterator[list[ChatSer
         server.stop()
     for server in servers:
         assert not server_errors(server.log()), server.log()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """Headless Chromium from the system, driven by Playwright."""
-    if not os.access(CHROMIUM, os.X_OK):
-        service_missing(f"Chromium not found at {CHROMIUM} (set AIOENDPOINTS_CHROMIUM)")
-    try:
-        from playwright.async_api import Error, async_playwright
-    except ImportError:
-        service_missing("the playwright package is not installed (pip install -e '.[test]')")
-        raise
-    async with async_playwright() as playwright:
-        try:
-            chromium = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS
-            )
-        except Error as error:
-            service_missing(f"Chromium at {CHROMIUM} did not start: {error}")
-            raise
-        yield chromium
-        await chromium.close()
 
 
 async def join(browser: Browser, url: str, name: str, room: str) -> Page:

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from aiohttp import web
 
 from aioendpoints import WebSocket, WebSocketRoutes
-from tests.conftest import service_missing
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
-
-CHROMIUM = os.environ.get("AIOENDPOINTS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 
 #: Opens a WebSocket from the page, sends "hi" and reports the echo or the close code.
 OPEN_WEBSOCKET = """
@@ -27,28 +20,6 @@ url => new Promise(resolve => {
     ws.onclose = event => resolve("closed:" + event.code);
 })
 """
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """Headless Chromium from the system, driven by Playwright."""
-    if not os.access(CHROMIUM, os.X_OK):
-        service_missing(f"Chromium not found at {CHROMIUM} (set AIOENDPOINTS_CHROMIUM)")
-    try:
-        from playwright.async_api import Error, async_playwright
-    except ImportError:
-        service_missing("the playwright package is not installed (pip install -e '.[test]')")
-        raise
-    async with async_playwright() as playwright:
-        try:
-            chromium = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS
-            )
-        except Error as error:
-            service_missing(f"Chromium at {CHROMIUM} did not start: {error}")
-            raise
-        yield chromium
-        await chromium.close()
 
 
 async def blank_page(request: web.Request) -> web.Response:
