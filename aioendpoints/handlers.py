@@ -72,7 +72,7 @@ def _endpoint_handler(endpoint_class: type[WebSocketEndpoint], options: RouteOpt
         _require_upgrade(request)
         websocket = WebSocket(request, options)
         endpoint = endpoint_class(websocket)
-        return await _serve(websocket, endpoint.dispatch, endpoint.on_disconnect, endpoint_class)
+        return await _serve(websocket, endpoint.dispatch(), endpoint.on_disconnect, endpoint_class)
 
     return _named(handler, endpoint_class)
 
@@ -87,7 +87,7 @@ def _function_handler(
         _require_upgrade(request)
         params = convert_params(request.match_info, converters, takes_any)
         websocket = WebSocket(request, options, params)
-        return await _serve(websocket, lambda: view(websocket, **params), None, view)
+        return await _serve(websocket, view(websocket, **params), None, view)
 
     return _named(handler, view)
 
@@ -110,14 +110,14 @@ def _require_upgrade(request: web.Request) -> None:
 
 async def _serve(
     websocket: WebSocket,
-    run: Callable[[], Awaitable[None]],
+    running: Awaitable[None],
     on_disconnect: Callable[[WebSocket, int], Awaitable[None]] | None,
     view: Any,
 ) -> web.StreamResponse:
     registry = websocket.request.config_dict.get(CONNECTIONS_KEY)
     websocket._registry = registry
     try:
-        await run()
+        await running
     except asyncio.CancelledError:
         # The task was cancelled: the client vanished, or the server stopped waiting.
         websocket._abort()
