@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 import aioendpoints
@@ -30,3 +33,24 @@ async def eventually(check: Callable[[], Any], within: float = 5.0) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {within} s: {check}")
         await asyncio.sleep(0.01)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def connect_when_up(
+    session: aiohttp.ClientSession, url: str, within: float = 20.0
+) -> aiohttp.ClientWebSocketResponse:
+    """Open a WebSocket to a server that is still starting; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await session.ws_connect(url)
+        except aiohttp.ClientConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from pytest_aiohttp import AiohttpClient
 import aioendpoints
 from aioendpoints import CloseCode, WebSocket, WebSocketEndpoint, WebSocketRoutes
 
-from .helpers import eventually, make_app
+from .helpers import connect_when_up, eventually, free_port, make_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,28 +91,9 @@ async def test_shutdown_ends_a_view_that_is_busy_sending(aiohttp_client: Aiohttp
     await ws.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def _connect_when_up(
-    session: aiohttp.ClientSession, url: str
-) -> aiohttp.ClientWebSocketResponse:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            return await session.ws_connect(url)
-        except aiohttp.ClientConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-
-
 async def test_launched_with_python_m_aiohttp_web() -> None:
     """`python -m aiohttp.web` serves the example app to a real client (see test_shutdown)."""
-    port = _free_port()
+    port = free_port()
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "aiohttp.web", "-H", "127.0.0.1", "-P", str(port),
         "examples.echo:init_app",
@@ -122,7 +102,7 @@ async def test_launched_with_python_m_aiohttp_web() -> None:
     )  # fmt: skip
     try:
         async with aiohttp.ClientSession() as session:
-            ws = await _connect_when_up(session, f"http://127.0.0.1:{port}/echo")
+            ws = await connect_when_up(session, f"http://127.0.0.1:{port}/echo")
             await ws.send_str("launched")
             assert await ws.receive_str(timeout=5) == "You said: launched"
             assert (await ws.receive(timeout=5)).data == CloseCode.NORMAL_CLOSURE

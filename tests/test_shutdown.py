@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
 
 import aioendpoints
 from aioendpoints import WebSocket, WebSocketEndpoint, WebSocketRoutes
+from tests.helpers import connect_when_up, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,12 +49,6 @@ async def test_runner_cleanup_closes_every_socket_with_1001() -> None:
     assert [(message.type, message.data) for message in messages] == [(WSMsgType.CLOSE, 1001)] * 5
     assert codes == [1001] * 5
     assert elapsed < 2
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_sigint_to_python_m_aiohttp_web_closes_with_1001_and_exits() -> None:
@@ -96,17 +89,6 @@ async def test_sigint_to_python_m_aiohttp_web_closes_with_1001_and_exits() -> No
             await process.wait()
     assert "on_disconnect 1001" in output.decode()
     assert elapsed < 5
-
-
-async def connect_when_up(session: aiohttp.ClientSession, url: str) -> Any:
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            return await session.ws_connect(url)
-        except aiohttp.ClientConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
 
 
 async def read_until(stream: asyncio.StreamReader, text: str) -> None:
