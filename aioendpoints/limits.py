@@ -1,6 +1,6 @@
 """Per-route limits: timeouts, the outgoing buffer, message rate and connection caps.
 
-Every limit is a route option; the defaults (see ``docs/security.rst``) keep a server safe
+Every limit is a route option; the defaults (see ``docs/topics/security.rst``) keep a server safe
 from dead peers and slow readers without getting in the way of ordinary applications.
 """
 

@@ -1,6 +1,6 @@
 """The close-code policy: which close code each way of ending a connection gets.
 
-The defaults follow RFC 6455 §7.4 (see ``docs/close-codes.rst`` for the whole table). A route
+The defaults follow RFC 6455 §7.4 (see ``docs/topics/close-codes.rst`` for the whole table). A route
 can map its own exception types to close codes with the ``close_codes`` option, and so
 override the codes of the built-in conditions too, since those are exceptions as well
 (:class:`~aioendpoints.UnsupportedData` is 1003, :class:`~aioendpoints.InvalidData` 1007)::

@@ -1,6 +1,6 @@
 """The documentation's samples: every Python block runs, every included file exists.
 
-Each ``.. code-block:: python`` in ``docs/*.rst`` is run on its own, in a fresh
+Each ``.. code-block:: python`` in ``docs/**/*.rst`` is run on its own, in a fresh
 namespace whose ``__name__`` is not ``"__main__"`` (so a block may guard a blocking
 ``web.run_app()`` call). The one exception is a block marked ``:class: other-framework``:
 the "before" half of a migration example, which needs Bocadillo or Starlette. The
@@ -19,7 +19,7 @@ import pytest
 import aioendpoints
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-PAGES = sorted(DOCS.glob("*.rst"))
+PAGES = sorted(page for page in DOCS.rglob("*.rst") if "_build" not in page.parts)
 
 _DIRECTIVE = re.compile(r"^(?P<indent> *)\.\. (?P<name>code-block|literalinclude)::\s*(?P<arg>\S*)")
 _OPTION = re.compile(r"^ *:(?P<name>[\w-]+):(?P<value>.*)$")
@@ -40,8 +40,8 @@ class Block:
 
     @property
     def where(self) -> str:
-        """``page.rst:line``, for test ids and failure messages."""
-        return f"{self.page.name}:{self.line}"
+        """``section/page.rst:line``, for test ids and failure messages."""
+        return f"{self.page.relative_to(DOCS).as_posix()}:{self.line}"
 
 
 def directives(page: Path) -> list[Block]:
@@ -114,15 +114,34 @@ def test_included_file_exists(block: Block) -> None:
 
 
 def test_every_public_name_is_in_the_api_reference() -> None:
-    """Each name in aioendpoints.__all__ has an autodoc entry in api.rst."""
-    reference = (DOCS / "api.rst").read_text()
+    """Each name in aioendpoints.__all__ has an autodoc entry in the reference."""
+    reference = "\n".join(page.read_text() for page in (DOCS / "reference").glob("*.rst"))
     documented = set(re.findall(r"^\.\. auto\w+:: aioendpoints\.(\w+)", reference, re.M))
     assert set(aioendpoints.__all__) <= documented, set(aioendpoints.__all__) - documented
 
 
+def _toctree_entries(page: Path) -> set[str]:
+    """The pages ``page``'s toctrees list, as paths relative to docs/ without suffix."""
+    entries = set()
+    for toctree in page.read_text().split(".. toctree::")[1:]:
+        for entry in re.findall(r"^   ([\w/-]+)$", toctree, re.M):
+            entries.add((page.parent / entry).relative_to(DOCS).as_posix())
+    return entries
+
+
 def test_every_page_is_in_the_table_of_contents() -> None:
-    """Every page is reachable from the index's toctree."""
-    index = (DOCS / "index.rst").read_text()
-    toctree = index.split(".. toctree::", 1)[1]
-    listed = set(re.findall(r"^   ([\w-]+)$", toctree, re.M))
-    assert {page.stem for page in PAGES} - {"index"} == listed
+    """Every page is reachable from the index, through the four sections' toctrees."""
+    pages = {page.relative_to(DOCS).with_suffix("").as_posix() for page in PAGES}
+    reached = {"index"}
+    frontier = ["index"]
+    while frontier:
+        listed = _toctree_entries(DOCS / f"{frontier.pop()}.rst") - reached
+        reached |= listed
+        frontier.extend(listed)
+    assert pages == reached, {"unreachable": pages - reached, "missing": reached - pages}
+
+
+def test_the_docs_have_four_parts() -> None:
+    """The index leads to the tutorial, how-to guides, topics and reference, in that order."""
+    entries = re.findall(r"^   ([\w/-]+)$", (DOCS / "index.rst").read_text(), re.M)
+    assert entries[:4] == ["tutorial/index", "howto/index", "topics/index", "reference/index"]
