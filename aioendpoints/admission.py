@@ -6,18 +6,18 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from .options import RouteOptions
 from .origins import ALLOWED_ORIGINS_KEY, SAME_ORIGIN_ONLY
-from .policy import RoutePolicy
 
 __all__ = ["admitting"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def admitting(handler: Handler, policy: RoutePolicy) -> Handler:
+def admitting(handler: Handler, options: RouteOptions) -> Handler:
     """Wrap ``handler`` so that refused handshakes get HTTP 403 or 503 before the view runs."""
-    route_origins = policy.origins
-    counter = policy.limits.counter()
+    route_origins = options.allowed_origins
+    counter = options.counter()
 
     async def admit(request: web.Request) -> web.StreamResponse:
         origins = route_origins or request.config_dict.get(ALLOWED_ORIGINS_KEY, SAME_ORIGIN_ONLY)

@@ -64,7 +64,7 @@ def websocket_handler(view: View, /, **options: Unpack[WebSocketOptions]) -> Han
         converters, takes_any = converters_for(view)
         route_options = RouteOptions.from_options(options)
         handler = _function_handler(view, route_options, converters, takes_any)
-    return admitting(handler, route_options.policy)
+    return admitting(handler, route_options)
 
 
 def _endpoint_handler(endpoint_class: type[WebSocketEndpoint], options: RouteOptions) -> Handler:
@@ -132,7 +132,7 @@ async def _serve(
                 exc_info=True,
             )
     except WebSocketClose as close:
-        mapped = websocket._options.policy.close.close_for(close)
+        mapped = websocket._options.close_for(close)
         code, reason = mapped or (close.code, close.reason)
         logger.debug("WebSocket view %s closes with %d: %s", _name(view), code, reason)
         if not websocket.accepted:
@@ -146,7 +146,7 @@ async def _serve(
         logger.exception("Error in WebSocket view %s", _name(view))
         await _close_quietly(websocket, CloseCode.INTERNAL_ERROR, "Internal server error")
     except Exception as error:
-        mapped = websocket._options.policy.close.close_for(error)
+        mapped = websocket._options.close_for(error)
         if mapped is not None and mapped[0] != CloseCode.INTERNAL_ERROR:
             # The route maps this exception to a close code: an expected outcome.
             logger.debug("WebSocket view %s closes with %d on %r", _name(view), mapped[0], error)

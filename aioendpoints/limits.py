@@ -1,7 +1,8 @@
-"""Per-route limits: timeouts, the outgoing buffer, message rate and connection caps.
+"""The mechanisms behind the route limits: message rate, the outgoing buffer, connection caps.
 
-Every limit is a route option; the defaults (see ``docs/topics/security.rst``) keep a server safe
-from dead peers and slow readers without getting in the way of ordinary applications.
+Every limit is a route option, checked in ``options.py``; the defaults (see
+``docs/topics/security.rst``) keep a server safe from dead peers and slow readers without getting
+in the way of ordinary applications.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from aiohttp import web
 
@@ -21,7 +21,6 @@ __all__ = [
     "DEFAULT_SEND_TIMEOUT",
     "DEFAULT_WRITE_BUFFER_LIMIT",
     "ConnectionCounter",
-    "Limits",
     "RateLimit",
     "SendGuard",
     "TokenBucket",
@@ -40,41 +39,6 @@ class RateLimit(NamedTuple):
 
     per_second: float
     burst: int
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The checked limits of one route."""
-
-    idle_timeout: float | None = None
-    auth_timeout: float | None = None
-    send_timeout: float | None = DEFAULT_SEND_TIMEOUT
-    write_buffer_limit: int = DEFAULT_WRITE_BUFFER_LIMIT
-    rate_limit: RateLimit | None = None
-    max_connections: int | None = None
-    max_connections_per_client: int | None = None
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> Limits:
-        """Check the limit options present in ``options``; raise ``ValueError`` on bad ones."""
-        settings: dict[str, Any] = {}
-        for name in ("idle_timeout", "auth_timeout", "send_timeout"):
-            if name in options:
-                settings[name] = positive_or_none(name, options[name])
-        if "write_buffer_limit" in options:
-            settings["write_buffer_limit"] = _positive_int("write_buffer_limit", options)
-        for name in ("max_connections", "max_connections_per_client"):
-            if name in options and options[name] is not None:
-                settings[name] = _positive_int(name, options)
-        if options.get("rate_limit") is not None:
-            settings["rate_limit"] = _rate_limit(options["rate_limit"])
-        return cls(**settings)
-
-    def counter(self) -> ConnectionCounter | None:
-        """A connection counter for the route, or ``None`` when it has no connection cap."""
-        if self.max_connections is None and self.max_connections_per_client is None:
-            return None
-        return ConnectionCounter(self.max_connections, self.max_connections_per_client)
 
 
 class TokenBucket:
@@ -182,40 +146,6 @@ class ConnectionCounter:
 
 def _unavailable(text: str) -> web.HTTPServiceUnavailable:
     return web.HTTPServiceUnavailable(text=text, headers={"Retry-After": "5"})
-
-
-def positive_or_none(name: str, value: object) -> float | None:
-    """Check a duration option: a positive number of seconds, or ``None`` for none."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError(f"{name} must be a positive number or None, got {value!r}")
-    return float(value)
-
-
-def _positive_int(name: str, options: dict[str, Any]) -> int:
-    value = options[name]
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _rate_limit(value: object) -> RateLimit:
-    if isinstance(value, tuple) and len(value) == 2:
-        per_second, burst = value
-        if (
-            isinstance(per_second, int | float)
-            and not isinstance(per_second, bool)
-            and per_second > 0
-            and isinstance(burst, int)
-            and not isinstance(burst, bool)
-            and burst >= 1
-        ):
-            return RateLimit(float(per_second), burst)
-    raise ValueError(
-        f"rate_limit must be RateLimit(per_second, burst) with per_second > 0 and "
-        f"burst >= 1, got {value!r}"
-    )
 
 
 #: The close codes the limits use.

@@ -1,14 +1,28 @@
-"""Per-route settings: value types, caught close codes and the aiohttp socket options."""
+"""A route's options: one flat, frozen object, checked once when the route is declared.
+
+:class:`WebSocketOptions` is what a route takes as keyword arguments; :class:`RouteOptions`
+is what its connections read, resolved and checked. The mechanisms that use the options
+stay in their own modules: the origin check in ``origins.py``, the token bucket, send
+guard and connection counter in ``limits.py``, the close-code lookup in ``policy.py``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, TypedDict, cast, get_args
 
 from .close_codes import CloseCode
-from .limits import DEFAULT_HEARTBEAT, positive_or_none
-from .policy import PolicyOptions, RoutePolicy
+from .limits import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_SEND_TIMEOUT,
+    DEFAULT_WRITE_BUFFER_LIMIT,
+    ConnectionCounter,
+    RateLimit,
+)
+from .origins import AllowedOrigins, OriginPolicy
+from .policy import CloseCodeMapping, check_close_codes, mapped_close
 from .serialization import JSONDumps, JSONLoads, default_dumps, default_loads
 
 __all__ = [
@@ -27,37 +41,136 @@ DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 DEFAULT_CAUGHT_CLOSE_CODES = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
 
 
-class WebSocketOptions(PolicyOptions, total=False):
+class WebSocketOptions(TypedDict, total=False):
     """Keyword options accepted by ``websocket_route()`` and ``websocket_handler()``.
+
+    Messages
 
     * ``value_type``: ``"text"``, ``"bytes"`` or ``"json"``, the default for both
       ``receive_type`` and ``send_type``.
     * ``receive_type`` / ``send_type``: what ``ws.receive()`` returns and ``ws.send()`` takes.
+    * ``dumps`` / ``loads``: the JSON functions for this route.
+    * ``max_msg_size``: the largest message accepted, in bytes; larger ones close with 1009.
+    * ``compress``: whether to offer permessage-deflate.
+    * ``protocols``: subprotocols the server speaks, in order of preference.
+
+    Closing
+
     * ``caught_close_codes``: close codes whose :class:`~aioendpoints.WebSocketDisconnect`
       ends a view silently; ``"all"`` for every code. Default ``(1000, 1001)``.
-    * ``protocols``: subprotocols the server speaks, in order of preference.
+    * ``close_codes``: ``{ExceptionType: code}`` or ``{ExceptionType: (code, reason)}``;
+      a view or hook that raises one closes with that code, without a logged traceback
+      (unless the code is 1011).
+    * ``close_timeout``: seconds to wait for the peer's close frame after ours.
+
+    Timeouts
+
     * ``heartbeat``: seconds between pings; a peer that does not answer within half of it
       is closed. Default 20; ``None`` turns pings off.
     * ``receive_timeout``: seconds ``receive()`` waits before :class:`TimeoutError`.
-    * ``max_msg_size``: the largest message accepted, in bytes; larger ones close with 1009.
-    * ``compress``: whether to offer permessage-deflate.
-    * ``close_timeout``: seconds to wait for the peer's close frame after ours.
-    * ``dumps`` / ``loads``: the JSON functions for this route.
-    * the close-code, origin and limit options of :class:`~aioendpoints.policy.PolicyOptions`.
+    * ``idle_timeout``: seconds a ``receive()`` waits before the connection is closed
+      with 1001 "Idle timeout". Default ``None`` (no idle timeout).
+    * ``auth_timeout``: seconds after ``accept()`` for the view to call
+      ``ws.authenticated()``; otherwise the connection is closed with 1008. Default ``None``.
+    * ``send_timeout``: seconds a send may wait for a slow reader before the connection
+      is closed with 1008. Default 10.
+
+    Limits
+
+    * ``allowed_origins``: cross-site origins that may connect, ``"*"`` for any;
+      default: :func:`aioendpoints.setup`'s, else same-origin only.
+    * ``write_buffer_limit``: bytes of unsent data queued before sends wait. Default 256 KiB.
+    * ``rate_limit``: ``RateLimit(per_second, burst)`` for incoming messages; over it the
+      connection is closed with 1008. Default ``None``.
+    * ``max_connections`` / ``max_connections_per_client``: open connections on the route,
+      in all and per client address; over a cap the handshake gets HTTP 503.
+      Default ``None``.
     """
 
     value_type: ValueType
     receive_type: ValueType
     send_type: ValueType
-    caught_close_codes: Iterable[int] | Literal["all"]
-    protocols: Iterable[str]
-    heartbeat: float | None
-    receive_timeout: float | None
-    max_msg_size: int
-    compress: bool
-    close_timeout: float
     dumps: JSONDumps
     loads: JSONLoads
+    max_msg_size: int
+    compress: bool
+    protocols: Iterable[str]
+    caught_close_codes: Iterable[int] | Literal["all"]
+    close_codes: CloseCodeMapping
+    close_timeout: float
+    heartbeat: float | None
+    receive_timeout: float | None
+    idle_timeout: float | None
+    auth_timeout: float | None
+    send_timeout: float | None
+    allowed_origins: AllowedOrigins
+    write_buffer_limit: int
+    rate_limit: RateLimit | tuple[float, int] | None
+    max_connections: int | None
+    max_connections_per_client: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteOptions:
+    """The checked, resolved options of one WebSocket route, shared by its connections."""
+
+    receive_type: ValueType = "text"
+    send_type: ValueType = "text"
+    dumps: JSONDumps = default_dumps
+    loads: JSONLoads = default_loads
+    max_msg_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    compress: bool = True
+    protocols: tuple[str, ...] = ()
+    #: ``None`` catches every code.
+    caught_close_codes: frozenset[int] | None = frozenset(DEFAULT_CAUGHT_CLOSE_CODES)
+    #: Exception types mapped to a close code and reason.
+    close_codes: Mapping[type[BaseException], tuple[int, str]] = field(default_factory=dict)
+    close_timeout: float = 10.0
+    heartbeat: float | None = DEFAULT_HEARTBEAT
+    receive_timeout: float | None = None
+    idle_timeout: float | None = None
+    auth_timeout: float | None = None
+    send_timeout: float | None = DEFAULT_SEND_TIMEOUT
+    #: ``None``: the application's default (see :func:`aioendpoints.setup`).
+    allowed_origins: OriginPolicy | None = None
+    write_buffer_limit: int = DEFAULT_WRITE_BUFFER_LIMIT
+    rate_limit: RateLimit | None = None
+    max_connections: int | None = None
+    max_connections_per_client: int | None = None
+
+    @classmethod
+    def from_options(
+        cls, options: Mapping[str, Any], *, default_value_type: ValueType | None = None
+    ) -> RouteOptions:
+        """Check user options and resolve them; raise ``TypeError``/``ValueError`` on bad ones."""
+        unknown = [name for name in options if name not in _CHECKS]
+        if unknown:
+            raise TypeError(_unknown_options_message(unknown))
+        settings = {name: _CHECKS[name](name, value) for name, value in options.items()}
+        value_type = settings.pop("value_type", default_value_type or "text")
+        check_value_type(value_type, "value_type")
+        settings.setdefault("receive_type", value_type)
+        settings.setdefault("send_type", value_type)
+        if settings.get("idle_timeout") is not None and settings.get("receive_timeout") is not None:
+            raise ValueError(
+                "set idle_timeout (closes the connection with 1001) or receive_timeout "
+                "(raises TimeoutError in the view), not both"
+            )
+        return cls(**settings)
+
+    def catches(self, code: int) -> bool:
+        """Tell whether a disconnect with ``code`` ends a view normally."""
+        return self.caught_close_codes is None or code in self.caught_close_codes
+
+    def close_for(self, error: BaseException) -> tuple[int, str] | None:
+        """The close code and reason ``close_codes`` maps ``error`` to, or ``None``."""
+        return mapped_close(self.close_codes, error)
+
+    def counter(self) -> ConnectionCounter | None:
+        """A connection counter for the route, or ``None`` when it has no connection cap."""
+        if self.max_connections is None and self.max_connections_per_client is None:
+            return None
+        return ConnectionCounter(self.max_connections, self.max_connections_per_client)
 
 
 def check_value_type(value: object, name: str) -> ValueType:
@@ -69,80 +182,121 @@ def check_value_type(value: object, name: str) -> ValueType:
     return cast(ValueType, value)
 
 
-@dataclass(frozen=True, slots=True)
-class RouteOptions:
-    """The checked, resolved settings of one WebSocket route, shared by its connections."""
-
-    receive_type: ValueType = "text"
-    send_type: ValueType = "text"
-    #: ``None`` catches every code.
-    caught_close_codes: frozenset[int] | None = frozenset(DEFAULT_CAUGHT_CLOSE_CODES)
-    protocols: tuple[str, ...] = ()
-    heartbeat: float | None = DEFAULT_HEARTBEAT
-    receive_timeout: float | None = None
-    max_msg_size: int = DEFAULT_MAX_MESSAGE_SIZE
-    compress: bool = True
-    close_timeout: float = 10.0
-    dumps: JSONDumps = default_dumps
-    loads: JSONLoads = default_loads
-    policy: RoutePolicy = field(default_factory=RoutePolicy)
-
-    @classmethod
-    def from_options(
-        cls, options: WebSocketOptions, *, default_value_type: ValueType | None = None
-    ) -> RouteOptions:
-        """Check user options and resolve them; raise ``TypeError``/``ValueError`` on bad ones."""
-        unknown = set(options) - set(WebSocketOptions.__annotations__)
-        if unknown:
-            raise TypeError(f"unknown WebSocket route option(s): {', '.join(sorted(unknown))}")
-        value_type = options.get("value_type", default_value_type or "text")
-        check_value_type(value_type, "value_type")
-        receive_type = check_value_type(options.get("receive_type", value_type), "receive_type")
-        send_type = check_value_type(options.get("send_type", value_type), "send_type")
-        settings: dict[str, Any] = {
-            "receive_type": receive_type,
-            "send_type": send_type,
-            "caught_close_codes": _caught_codes(
-                options.get("caught_close_codes", DEFAULT_CAUGHT_CLOSE_CODES)
-            ),
-        }
-        if "protocols" in options:
-            protocols = options["protocols"]
-            if isinstance(protocols, str):
-                raise TypeError(f"protocols must be a list of strings, got {protocols!r}")
-            settings["protocols"] = tuple(protocols)
-        for name in ("heartbeat", "receive_timeout", "close_timeout"):
-            if name in options:
-                settings[name] = positive_or_none(name, options[name])
-        if settings.get("close_timeout", 1) is None:
-            raise ValueError("close_timeout must be a positive number, got None")
-        if "max_msg_size" in options:
-            size = options["max_msg_size"]
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                raise ValueError(f"max_msg_size must be a non-negative int, got {size!r}")
-            settings["max_msg_size"] = size
-        if "compress" in options:
-            settings["compress"] = bool(options["compress"])
-        for name in ("dumps", "loads"):
-            if name in options:
-                function = options[name]  # type: ignore[literal-required]
-                if not callable(function):
-                    raise TypeError(f"{name} must be callable, got {function!r}")
-                settings[name] = function
-        settings["policy"] = RoutePolicy.from_options(options)
-        return cls(**settings)
-
-    def catches(self, code: int) -> bool:
-        """Tell whether a disconnect with ``code`` ends a view normally."""
-        return self.caught_close_codes is None or code in self.caught_close_codes
+def positive_or_none(name: str, value: object) -> float | None:
+    """Check a duration option: a positive number of seconds, or ``None`` for none."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"{name} must be a positive number or None, got {value!r}")
+    return float(value)
 
 
-def _caught_codes(codes: Iterable[int] | str) -> frozenset[int] | None:
+def _positive(name: str, value: object) -> float:
+    if value is None:
+        raise ValueError(f"{name} must be a positive number, got None")
+    return cast(float, positive_or_none(name, value))
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _positive_int_or_none(name: str, value: object) -> int | None:
+    return None if value is None else _positive_int(name, value)
+
+
+def _size(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return value
+
+
+def _callable(name: str, value: object) -> object:
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {value!r}")
+    return value
+
+
+def _protocols(name: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _caught_codes(name: str, codes: object) -> frozenset[int] | None:
     if codes == "all":
         return None
-    if isinstance(codes, str):
-        raise ValueError(f'caught_close_codes must be close codes or "all", got {codes!r}')
-    codes = tuple(codes)
-    if not all(isinstance(code, int) and not isinstance(code, bool) for code in codes):
-        raise ValueError(f'caught_close_codes must be close codes or "all", got {codes!r}')
-    return frozenset(codes)
+    if not isinstance(codes, str) and isinstance(codes, Iterable):
+        codes = tuple(codes)
+        if all(isinstance(code, int) and not isinstance(code, bool) for code in codes):
+            return frozenset(codes)
+    raise ValueError(f'{name} must be close codes or "all", got {codes!r}')
+
+
+def _origins(name: str, value: object) -> OriginPolicy | None:
+    return None if value is None else OriginPolicy.from_origins(cast(AllowedOrigins, value))
+
+
+def _rate_limit(name: str, value: object) -> RateLimit | None:
+    if value is None:
+        return None
+    if isinstance(value, tuple) and len(value) == 2:
+        per_second, burst = value
+        if (
+            isinstance(per_second, int | float)
+            and not isinstance(per_second, bool)
+            and per_second > 0
+            and isinstance(burst, int)
+            and not isinstance(burst, bool)
+            and burst >= 1
+        ):
+            return RateLimit(float(per_second), burst)
+    raise ValueError(
+        f"{name} must be RateLimit(per_second, burst) with per_second > 0 and "
+        f"burst >= 1, got {value!r}"
+    )
+
+
+#: How each option is checked: a function of the option's name and value that returns
+#: the resolved value or raises an error naming the option.
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "value_type": lambda name, value: check_value_type(value, name),
+    "receive_type": lambda name, value: check_value_type(value, name),
+    "send_type": lambda name, value: check_value_type(value, name),
+    "dumps": _callable,
+    "loads": _callable,
+    "max_msg_size": _size,
+    "compress": lambda name, value: bool(value),
+    "protocols": _protocols,
+    "caught_close_codes": _caught_codes,
+    "close_codes": lambda name, value: check_close_codes(value),
+    "close_timeout": _positive,
+    "heartbeat": positive_or_none,
+    "receive_timeout": positive_or_none,
+    "idle_timeout": positive_or_none,
+    "auth_timeout": positive_or_none,
+    "send_timeout": positive_or_none,
+    "allowed_origins": _origins,
+    "write_buffer_limit": _positive_int,
+    "rate_limit": _rate_limit,
+    "max_connections": _positive_int_or_none,
+    "max_connections_per_client": _positive_int_or_none,
+}
+
+#: Options of other libraries that users reach for, and what to use here instead.
+_INSTEAD = {
+    "encoding": "value_type (encoding is the WebSocketEndpoint class attribute)",
+}
+
+
+def _unknown_options_message(unknown: list[str]) -> str:
+    hints = []
+    for name in unknown:
+        suggestion = _INSTEAD.get(name)
+        if suggestion is None:
+            close = difflib.get_close_matches(name, _CHECKS, n=1)
+            suggestion = close[0] if close else None
+        hints.append(f"{name!r}" + (f" (did you mean {suggestion}?)" if suggestion else ""))
+    return f"unknown WebSocket route option(s): {', '.join(hints)}"

@@ -12,18 +12,13 @@ override the codes of the built-in conditions too, since those are exceptions as
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypedDict
 
 from .close_codes import CloseCode, is_sendable_close_code
-from .limits import Limits, RateLimit
-from .origins import AllowedOrigins, OriginPolicy
 
 __all__ = [
     "CloseCodeMapping",
-    "ClosePolicy",
-    "PolicyOptions",
-    "RoutePolicy",
+    "check_close_codes",
+    "mapped_close",
     "peer_close_reply",
 ]
 
@@ -33,75 +28,35 @@ CloseCodeMapping = Mapping[type[BaseException], int | tuple[int, str]]
 _MAX_REASON_BYTES = 123  # RFC 6455 §5.5: a close payload is the 2-byte code plus 123 bytes.
 
 
-class PolicyOptions(TypedDict, total=False):
-    """The route options for close codes, origins and limits (part of ``WebSocketOptions``).
-
-    * ``close_codes``: ``{ExceptionType: code}`` or ``{ExceptionType: (code, reason)}``;
-      a view or hook that raises one closes with that code, without a logged traceback
-      (unless the code is 1011).
-    * ``allowed_origins``: cross-site origins that may connect, ``"*"`` for any;
-      default: :func:`aioendpoints.setup`'s, else same-origin only.
-    * ``idle_timeout``: seconds a ``receive()`` waits before the connection is closed
-      with 1001 "Idle timeout". Default ``None`` (no idle timeout).
-    * ``auth_timeout``: seconds after ``accept()`` for the view to call
-      ``ws.authenticated()``; otherwise the connection is closed with 1008. Default ``None``.
-    * ``send_timeout``: seconds a send may wait for a slow reader before the connection
-      is closed with 1008. Default 10.
-    * ``write_buffer_limit``: bytes of unsent data queued before sends wait. Default 256 KiB.
-    * ``rate_limit``: ``RateLimit(per_second, burst)`` for incoming messages; over it the
-      connection is closed with 1008. Default ``None``.
-    * ``max_connections`` / ``max_connections_per_client``: open connections on the route,
-      in all and per client address; over a cap the handshake gets HTTP 503.
-      Default ``None``.
-    """
-
-    close_codes: CloseCodeMapping
-    allowed_origins: AllowedOrigins
-    idle_timeout: float | None
-    auth_timeout: float | None
-    send_timeout: float | None
-    write_buffer_limit: int
-    rate_limit: RateLimit | tuple[float, int] | None
-    max_connections: int | None
-    max_connections_per_client: int | None
+def check_close_codes(mapping: object) -> dict[type[BaseException], tuple[int, str]]:
+    """Check a user's ``close_codes`` option; raise ``TypeError``/``ValueError`` on bad ones."""
+    if mapping is None:
+        return {}
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"close_codes must map exception types to close codes, got {mapping!r}")
+    checked: dict[type[BaseException], tuple[int, str]] = {}
+    for exception_type, value in mapping.items():
+        if not (isinstance(exception_type, type) and issubclass(exception_type, Exception)):
+            raise TypeError(f"close_codes keys must be exception classes, got {exception_type!r}")
+        checked[exception_type] = _check_close(exception_type, value)
+    return checked
 
 
-@dataclass(frozen=True, slots=True)
-class ClosePolicy:
-    """A route's mapping of exception types to close codes and reasons.
+def mapped_close(
+    mapping: Mapping[type[BaseException], tuple[int, str]], error: BaseException
+) -> tuple[int, str] | None:
+    """The close code and reason that ``error`` maps to, or ``None`` if it is not mapped.
 
     An exception maps through its most specific class in the mapping (its method
     resolution order decides), so ``{LookupError: 4004}`` covers ``KeyError`` too.
     """
-
-    mapping: Mapping[type[BaseException], tuple[int, str]] = field(default_factory=dict)
-
-    @classmethod
-    def from_mapping(cls, mapping: CloseCodeMapping | None) -> ClosePolicy:
-        """Check a user's ``close_codes`` option; raise ``TypeError``/``ValueError`` on bad ones."""
-        if mapping is None:
-            return cls()
-        if not isinstance(mapping, Mapping):
-            raise TypeError(f"close_codes must map exception types to close codes, got {mapping!r}")
-        checked: dict[type[BaseException], tuple[int, str]] = {}
-        for exception_type, value in mapping.items():
-            if not (isinstance(exception_type, type) and issubclass(exception_type, Exception)):
-                raise TypeError(
-                    f"close_codes keys must be exception classes, got {exception_type!r}"
-                )
-            checked[exception_type] = _check_close(exception_type, value)
-        return cls(checked)
-
-    def close_for(self, error: BaseException) -> tuple[int, str] | None:
-        """The close code and reason that ``error`` maps to, or ``None`` if it is not mapped."""
-        mapping = self.mapping
-        if not mapping:
-            return None
-        for cls in type(error).__mro__:
-            found = mapping.get(cls)
-            if found is not None:
-                return found
+    if not mapping:
         return None
+    for cls in type(error).__mro__:
+        found = mapping.get(cls)
+        if found is not None:
+            return found
+    return None
 
 
 def _check_close(exception_type: type[BaseException], value: object) -> tuple[int, str]:
@@ -137,28 +92,3 @@ def peer_close_reply(code: int) -> int:
     if is_sendable_close_code(code):
         return code
     return CloseCode.PROTOCOL_ERROR
-
-
-@dataclass(frozen=True, slots=True)
-class RoutePolicy:
-    """A route's checked close-code mapping, origin policy and limits."""
-
-    close: ClosePolicy = field(default_factory=ClosePolicy)
-    #: ``None``: the application's default (see :func:`aioendpoints.setup`).
-    origins: OriginPolicy | None = None
-    limits: Limits = field(default_factory=Limits)
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> RoutePolicy:
-        """Check the policy options present in ``options``."""
-        if options.get("idle_timeout") is not None and options.get("receive_timeout") is not None:
-            raise ValueError(
-                "set idle_timeout (closes the connection with 1001) or receive_timeout "
-                "(raises TimeoutError in the view), not both"
-            )
-        origins = options.get("allowed_origins")
-        return cls(
-            close=ClosePolicy.from_mapping(options.get("close_codes")),
-            origins=None if origins is None else OriginPolicy.from_origins(origins),
-            limits=Limits.from_options(dict(options)),
-        )

@@ -251,18 +251,17 @@ class WebSocket:
                 "accept() was already called" if self.accepted else "connection was refused"
             )
         options = self._options
-        limits = options.policy.limits
         response = web.WebSocketResponse(
             protocols=(subprotocol,) if subprotocol else options.protocols,
             heartbeat=options.heartbeat,
-            receive_timeout=options.receive_timeout or limits.idle_timeout,
+            receive_timeout=options.receive_timeout or options.idle_timeout,
             max_msg_size=options.max_msg_size,
             compress=options.compress,
             timeout=options.close_timeout,
             # The peer's close frame is answered by _answer_close(), which refuses to echo
             # the codes a peer must never send.
             autoclose=False,
-            writer_limit=max(limits.write_buffer_limit // 4, 1024),
+            writer_limit=max(options.write_buffer_limit // 4, 1024),
         )
         if headers is not None:
             response.headers.extend(headers.items() if isinstance(headers, Mapping) else headers)
@@ -274,7 +273,7 @@ class WebSocket:
         self._start_limits()
         # The per-message paths call these directly: the response's own methods, unless a
         # limit that the route configures has to see each message.
-        if self._rate_limit is not None or limits.idle_timeout is not None:
+        if self._rate_limit is not None or options.idle_timeout is not None:
             self._receive_message = self._limited_receive
         else:
             self._receive_message = response.receive
@@ -295,20 +294,20 @@ class WebSocket:
             timer.cancel()
 
     def _start_limits(self) -> None:
-        limits = self._options.policy.limits
+        options = self._options
         loop = asyncio.get_running_loop()
         transport = self.request.transport
         if transport is not None:
-            if limits.send_timeout is not None:
+            if options.send_timeout is not None:
                 self._send_guard = SendGuard(
-                    transport, limits.write_buffer_limit, limits.send_timeout
+                    transport, options.write_buffer_limit, options.send_timeout
                 )
             else:
-                transport.set_write_buffer_limits(high=limits.write_buffer_limit)
-        if limits.rate_limit is not None:
-            self._rate_limit = TokenBucket(limits.rate_limit, loop.time)
-        if limits.auth_timeout is not None:
-            self._auth_timer = loop.call_later(limits.auth_timeout, self._auth_deadline)
+                transport.set_write_buffer_limits(high=options.write_buffer_limit)
+        if options.rate_limit is not None:
+            self._rate_limit = TokenBucket(options.rate_limit, loop.time)
+        if options.auth_timeout is not None:
+            self._auth_timer = loop.call_later(options.auth_timeout, self._auth_deadline)
 
     def _auth_deadline(self) -> None:
         self._auth_timer = None
@@ -329,7 +328,7 @@ class WebSocket:
         try:
             message = await self.response.receive()
         except TimeoutError:
-            if self._options.policy.limits.idle_timeout is None:
+            if self._options.idle_timeout is None:
                 raise
             raise await self._close_for_policy(*IDLE_TIMEOUT_CLOSE) from None
         kind = message.type

@@ -58,12 +58,11 @@ def endpoint_app(ended: Ended, **route_options: Any) -> web.Application:
 def test_defaults_are_the_documented_ones() -> None:
     """Routes ping every 20 s and give a slow reader 10 s; the other limits are off."""
     options = RouteOptions.from_options({})
-    limits = options.policy.limits
     assert options.heartbeat == DEFAULT_HEARTBEAT == 20.0
-    assert limits.send_timeout == DEFAULT_SEND_TIMEOUT == 10.0
-    assert limits.write_buffer_limit == 256 * 1024
-    assert (limits.idle_timeout, limits.auth_timeout, limits.rate_limit) == (None, None, None)
-    assert (limits.max_connections, limits.max_connections_per_client) == (None, None)
+    assert options.send_timeout == DEFAULT_SEND_TIMEOUT == 10.0
+    assert options.write_buffer_limit == 256 * 1024
+    assert (options.idle_timeout, options.auth_timeout, options.rate_limit) == (None, None, None)
+    assert (options.max_connections, options.max_connections_per_client) == (None, None)
 
 
 async def test_heartbeat_closes_a_peer_that_ignores_pings(aiohttp_client: Any) -> None:

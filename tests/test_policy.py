@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 import aioendpoints
 from aioendpoints import InvalidData, WebSocket, WebSocketEndpoint, WebSocketRoutes
-from aioendpoints.policy import ClosePolicy, peer_close_reply
+from aioendpoints.policy import check_close_codes, peer_close_reply
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 
@@ -369,7 +369,7 @@ def aioendpoints_handshake_error() -> type[Exception]:
 def test_close_codes_rejects_a_code_that_cannot_be_sent() -> None:
     """A mapping to a code that cannot be sent is refused when the route is declared."""
     with pytest.raises(ValueError, match="close_codes\\[KeyError\\]"):
-        ClosePolicy.from_mapping({KeyError: 1006})
+        check_close_codes({KeyError: 1006})
 
 
 def test_close_codes_rejects_a_key_that_is_not_an_exception() -> None:
