@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 from .broadcast.groups import check_groups, join_declared_groups
-from .exceptions import WebSocketDisconnect
+from .exceptions import UnsupportedData, WebSocketDisconnect
 from .options import VALUE_TYPES, ValueType
 from .websocket import WebSocket
 
 __all__ = ["WebSocketEndpoint"]
 
-_HOOKS = ("on_connect", "on_receive", "on_disconnect")
+#: Each hook's parameters after ``self``, as the message of a bad signature shows them.
+_HOOKS = {
+    "on_connect": "websocket: WebSocket",
+    "on_receive": "websocket: WebSocket, data: Any",
+    "on_disconnect": "websocket: WebSocket, close_code: int",
+    "decode": "websocket: WebSocket, message: str | bytes",
+}
 _RECEIVERS: dict[str | None, Callable[[WebSocket], Awaitable[Any]]] = {
     "text": WebSocket.receive_text,
     "bytes": WebSocket.receive_bytes,
@@ -31,9 +37,10 @@ class WebSocketEndpoint:
     """
 
     #: What :meth:`on_receive` gets: ``"text"``, ``"bytes"``, ``"json"``, or ``None`` for
-    #: the message as it came (``str`` or ``bytes``). It is also the connection's default
-    #: value type for :meth:`WebSocket.send`.
-    encoding: ClassVar[ValueType | None] = None
+    #: the route's ``receive_type`` when the route sets one (``value_type`` or
+    #: ``receive_type``), else the message as it came (``str`` or ``bytes``). It is also
+    #: the connection's default value type for :meth:`WebSocket.send`.
+    encoding: ValueType | None = None
 
     #: Groups to join right after :meth:`on_connect` accepts: a list of names, or a method
     #: ``groups(self, websocket)`` that returns one (it may be async), for names built
@@ -49,17 +56,12 @@ class WebSocketEndpoint:
             )
         if not callable(cls.groups):
             check_groups(cls.groups, cls.__qualname__)
-        for name in _HOOKS:
-            hook = getattr(cls, name)
-            if not inspect.iscoroutinefunction(hook):
-                raise TypeError(f"{cls.__qualname__}.{name} must be an async method, got {hook!r}")
+        for name, parameters in _HOOKS.items():
+            _check_hook(cls, name, parameters)
 
     def __init__(self, websocket: WebSocket) -> None:
         #: The connection this instance serves.
         self.websocket = websocket
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return self.dispatch().__await__()
 
     async def dispatch(self) -> None:
         """Run the endpoint: connect, then hand each message to :meth:`on_receive`.
@@ -73,11 +75,19 @@ class WebSocketEndpoint:
             return
         if self.groups:
             await join_declared_groups(self, websocket)
-        receive = _RECEIVERS[self.encoding]
         on_receive = self.on_receive
         try:
-            while True:
-                await on_receive(websocket, await receive(websocket))
+            if type(self).decode is WebSocketEndpoint.decode:
+                # The common case: the connection's own receive method decodes, with no
+                # decode() coroutine per message.
+                receive = _RECEIVERS[self.encoding]
+                while True:
+                    await on_receive(websocket, await receive(websocket))
+            else:
+                decode = self.decode
+                receive_message = websocket.receive_message
+                while True:
+                    await on_receive(websocket, await decode(websocket, await receive_message()))
         except WebSocketDisconnect:
             return
 
@@ -85,8 +95,53 @@ class WebSocketEndpoint:
         """Called when a client connects; accepts the connection unless overridden."""
         await websocket.accept()
 
+    async def decode(self, websocket: WebSocket, message: str | bytes) -> Any:
+        """Turn a received message into what :meth:`on_receive` gets, as :attr:`encoding` says.
+
+        ``message`` is the message as it came: ``str`` for a text frame, ``bytes`` for a
+        binary one. Override it to parse messages your way (as in Starlette); raise
+        :class:`~aioendpoints.InvalidData` (1007) or
+        :class:`~aioendpoints.UnsupportedData` (1003) for a message you refuse.
+        """
+        encoding = self.encoding
+        if encoding is None:
+            return message
+        if encoding == "bytes":
+            if isinstance(message, bytes):
+                return message
+            raise UnsupportedData(reason="expected a binary message, got a text one")
+        if not isinstance(message, str):
+            raise UnsupportedData(reason="expected a text message, got a binary one")
+        if encoding == "json":
+            return websocket.decode_json(message)
+        return message
+
     async def on_receive(self, websocket: WebSocket, data: Any) -> None:
         """Called with each message, decoded as :attr:`encoding` says."""
 
     async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
         """Called once when the connection has ended, with its close code."""
+
+
+def _check_hook(cls: type[WebSocketEndpoint], name: str, parameters: str) -> None:
+    """Raise unless ``cls``'s hook ``name`` is async and takes ``parameters`` after self."""
+    hook = getattr(cls, name)
+    expected = f"async def {name}(self, {parameters})"
+    if not inspect.iscoroutinefunction(hook):
+        raise TypeError(f"{cls.__qualname__}.{name} must be an async method: write {expected}")
+    arguments = (None,) * (parameters.count(":") + 1)
+    try:
+        signature = inspect.signature(hook)
+    except ValueError:  # no signature to check (a C function): let it be
+        return
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        bare = signature.replace(
+            parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+            return_annotation=signature.empty,
+        )
+        raise TypeError(
+            f"{cls.__qualname__}.{name}{bare} does not take the arguments it is called with: "
+            f"write {expected}"
+        ) from None

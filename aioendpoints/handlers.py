@@ -21,7 +21,7 @@ from .broadcast.groups import leave_all_groups
 from .close_codes import CloseCode, is_sendable_close_code
 from .endpoints import WebSocketEndpoint
 from .exceptions import WebSocketClose, WebSocketDisconnect
-from .options import RouteOptions, WebSocketOptions
+from .options import RouteOptions, ValueType, WebSocketOptions
 from .params import ParamConverters, convert_params, converters_for
 from .websocket import WebSocket
 
@@ -58,7 +58,11 @@ def websocket_handler(view: View, /, **options: Unpack[WebSocketOptions]) -> Han
     check_view(view)
     if isinstance(view, type) and issubclass(view, WebSocketEndpoint):
         route_options = RouteOptions.from_options(options, default_value_type=view.encoding)
-        handler = _endpoint_handler(view, route_options)
+        # An endpoint without an encoding gets what the route says it receives, if it says.
+        says = "receive_type" in options or "value_type" in options
+        handler = _endpoint_handler(
+            view, route_options, route_options.receive_type if says else None
+        )
     else:
         assert not isinstance(view, type)
         converters, takes_any = converters_for(view)
@@ -67,11 +71,15 @@ def websocket_handler(view: View, /, **options: Unpack[WebSocketOptions]) -> Han
     return admitting(handler, route_options)
 
 
-def _endpoint_handler(endpoint_class: type[WebSocketEndpoint], options: RouteOptions) -> Handler:
+def _endpoint_handler(
+    endpoint_class: type[WebSocketEndpoint], options: RouteOptions, encoding: ValueType | None
+) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         _require_upgrade(request)
         websocket = WebSocket(request, options)
         endpoint = endpoint_class(websocket)
+        if endpoint.encoding is None and encoding is not None:
+            endpoint.encoding = encoding
         return await _serve(websocket, endpoint.dispatch(), endpoint.on_disconnect, endpoint_class)
 
     return _named(handler, endpoint_class)

@@ -428,6 +428,16 @@ class WebSocket:
                 raise InvalidData(reason="invalid JSON") from error
         raise await self._receive_failure(message, _TEXT)
 
+    def decode_json(self, message: str) -> Any:
+        """Decode ``message`` with the route's JSON ``loads``.
+
+        Raises :class:`InvalidData` (close code 1007) when it is not JSON.
+        """
+        try:
+            return self._loads(message)
+        except ValueError as error:
+            raise InvalidData(reason="invalid JSON") from error
+
     async def receive_message(self) -> str | bytes:
         """Receive the next message as it came: ``str`` for text, ``bytes`` for binary."""
         if self._phase != _OPEN:

@@ -264,3 +264,157 @@ def test_endpoint_hooks_must_be_async() -> None:
         class Bad(WebSocketEndpoint):
             def on_receive(self, ws: WebSocket, data: Any) -> None:  # type: ignore[override]
                 pass
+
+
+def test_on_receive_without_data_fails_when_defined() -> None:
+    """An on_receive that does not take the data is a TypeError saying what to write."""
+    with pytest.raises(TypeError) as raised:
+
+        class Bad(WebSocketEndpoint):
+            async def on_receive(self, ws: WebSocket) -> None:  # type: ignore[override]
+                pass
+
+    assert str(raised.value) == (
+        "test_on_receive_without_data_fails_when_defined.<locals>.Bad.on_receive(self, ws) "
+        "does not take the arguments it is called with: write "
+        "async def on_receive(self, websocket: WebSocket, data: Any)"
+    )
+
+
+def test_on_disconnect_without_close_code_fails_when_defined() -> None:
+    """An on_disconnect that does not take the close code is a TypeError saying what to write."""
+    with pytest.raises(TypeError) as raised:
+
+        class Bad(WebSocketEndpoint):
+            async def on_disconnect(self, ws: WebSocket) -> None:  # type: ignore[override]
+                pass
+
+    assert str(raised.value).endswith(
+        "Bad.on_disconnect(self, ws) does not take the arguments it is called with: write "
+        "async def on_disconnect(self, websocket: WebSocket, close_code: int)"
+    )
+
+
+def test_sync_hook_message_says_what_to_write() -> None:
+    """A synchronous hook's error shows the async signature to write."""
+    with pytest.raises(TypeError) as raised:
+
+        class Bad(WebSocketEndpoint):
+            def on_connect(self, ws: WebSocket) -> None:  # type: ignore[override]
+                pass
+
+    assert str(raised.value).endswith(
+        "Bad.on_connect must be an async method: write "
+        "async def on_connect(self, websocket: WebSocket)"
+    )
+
+
+def test_hooks_with_extra_defaults_or_star_args_are_accepted() -> None:
+    """A hook that takes more, optionally, is fine: only what cannot be called is refused."""
+
+    class Flexible(WebSocketEndpoint):
+        async def on_receive(self, ws: WebSocket, data: Any, extra: int = 0) -> None:
+            pass
+
+        async def on_disconnect(self, *args: Any) -> None:
+            pass
+
+    assert Flexible.on_receive is not WebSocketEndpoint.on_receive
+
+
+@pytest.mark.parametrize(
+    ("route_options", "send", "expected"),
+    [
+        ({"receive_type": "json"}, ("str", '{"a": 1}'), {"a": 1}),
+        ({"value_type": "json"}, ("str", "[1, 2]"), [1, 2]),
+        ({"receive_type": "bytes"}, ("bytes", b"\x00"), b"\x00"),
+        ({}, ("bytes", b"as it came"), b"as it came"),
+    ],
+)
+async def test_endpoint_without_encoding_honours_the_routes_receive_type(
+    aiohttp_client: AiohttpClient,
+    route_options: dict[str, Any],
+    send: tuple[str, Any],
+    expected: Any,
+) -> None:
+    """With encoding unset, on_receive gets what the route's receive_type says, if it says."""
+    routes = WebSocketRoutes()
+    received: list[Any] = []
+
+    class Endpoint(WebSocketEndpoint):
+        async def on_receive(self, ws: WebSocket, data: Any) -> None:
+            received.append(data)
+
+    routes.add_websocket_route("/", Endpoint, **route_options)
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        kind, payload = send
+        await (ws.send_str(payload) if kind == "str" else ws.send_bytes(payload))
+        await eventually(lambda: received == [expected])
+
+
+async def test_an_overridden_decode_parses_each_message(aiohttp_client: AiohttpClient) -> None:
+    """decode(ws, message) gets the message as it came; on_receive gets what it returns."""
+    routes = WebSocketRoutes()
+    received: list[Any] = []
+
+    @routes.websocket_route("/")
+    class Csv(WebSocketEndpoint):
+        async def decode(self, ws: WebSocket, message: str | bytes) -> Any:
+            text = message.decode() if isinstance(message, bytes) else message
+            return text.split(",")
+
+        async def on_receive(self, ws: WebSocket, data: Any) -> None:
+            received.append(data)
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        await ws.send_str("a,b")
+        await ws.send_bytes(b"c,d")
+        await eventually(lambda: received == [["a", "b"], ["c", "d"]])
+
+
+@pytest.mark.parametrize(
+    ("encoding", "send", "code"),
+    [
+        ("json", ("str", "{not json"), 1007),
+        ("json", ("bytes", b"{}"), 1003),
+        ("text", ("bytes", b"x"), 1003),
+        ("bytes", ("str", "x"), 1003),
+    ],
+)
+async def test_calling_the_default_decode_refuses_like_the_receive_methods(
+    aiohttp_client: AiohttpClient, encoding: Any, send: tuple[str, Any], code: int
+) -> None:
+    """An override that calls super().decode() closes with 1007/1003, as receive_json() does."""
+    routes = WebSocketRoutes()
+    seen: list[Any] = []
+
+    class Endpoint(WebSocketEndpoint):
+        async def decode(self, ws: WebSocket, message: str | bytes) -> Any:
+            seen.append(message)
+            return await super().decode(ws, message)
+
+    Endpoint.encoding = encoding
+    routes.add_websocket_route("/", Endpoint)
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        kind, payload = send
+        await (ws.send_str(payload) if kind == "str" else ws.send_bytes(payload))
+        message = await ws.receive(timeout=5)
+    assert (message.type, message.data) == (WSMsgType.CLOSE, code)
+    assert seen == [payload]
+
+
+def test_decode_with_a_wrong_signature_fails_when_defined() -> None:
+    """decode() is checked like the hooks."""
+    with pytest.raises(TypeError, match=r"write async def decode\(self, websocket"):
+
+        class Bad(WebSocketEndpoint):
+            async def decode(self, message: str) -> Any:  # type: ignore[override]
+                return message
+
+
+def test_an_endpoint_is_not_awaitable() -> None:
+    """Awaiting an endpoint would skip on_disconnect, so it is not awaitable: routes run it."""
+    assert not hasattr(WebSocketEndpoint, "__await__")
