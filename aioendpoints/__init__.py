@@ -20,6 +20,7 @@ from .exceptions import (
 )
 from .handlers import websocket_handler
 from .limits import RateLimit
+from .messages import MessageRejected, on_message
 from .options import DEFAULT_MAX_MESSAGE_SIZE, WebSocketOptions
 from .routing import WebSocketRoutes
 from .websocket import Address, WebSocket
@@ -36,6 +37,9 @@ __all__ = [
     "WebSocketRoutes",
     "websocket_handler",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    # Typed messages
+    "MessageRejected",
+    "on_message",
     # Limits
     "RateLimit",
     # App-wide parts

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from .broadcast.groups import check_groups, join_declared_groups
 from .exceptions import UnsupportedData, WebSocketDisconnect
 from .options import VALUE_TYPES, ValueType
+from .serialization import MessageRouter
 from .websocket import WebSocket
 
 __all__ = ["WebSocketEndpoint"]
@@ -20,6 +21,9 @@ _HOOKS = {
     "on_disconnect": "websocket: WebSocket, close_code: int",
     "decode": "websocket: WebSocket, message: str | bytes",
 }
+#: The attribute that marks a method as a typed-message handler. Its value compiles the
+#: class's marked methods into a :class:`~aioendpoints.serialization.MessageRouter`.
+MESSAGE_HANDLER_MARK = "__aioendpoints_message_handler__"
 _RECEIVERS: dict[str | None, Callable[[WebSocket], Awaitable[Any]]] = {
     "text": WebSocket.receive_text,
     "bytes": WebSocket.receive_bytes,
@@ -32,7 +36,9 @@ class WebSocketEndpoint:
     """A WebSocket endpoint: subclass it and override the hooks you need.
 
     One instance serves one connection. :meth:`on_connect` accepts it by default; each
-    message is then decoded as :attr:`encoding` says and handed to :meth:`on_receive`;
+    message is then decoded as :attr:`encoding` says and handed to :meth:`on_receive`, or
+    decoded into its message class and handed to its :func:`~aioendpoints.on_message`
+    handler;
     :meth:`on_disconnect` runs exactly once when the connection ends, however it ends.
     """
 
@@ -47,6 +53,10 @@ class WebSocketEndpoint:
     #: from route parameters. See :meth:`WebSocket.join`.
     groups: ClassVar[Sequence[str] | Callable[..., Any]] = ()
 
+    #: The typed-message handlers (see :func:`~aioendpoints.on_message`), compiled when the
+    #: class is defined; ``None`` when messages go to :meth:`on_receive`.
+    message_router: ClassVar[MessageRouter | None] = None
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.encoding is not None and cls.encoding not in VALUE_TYPES:
@@ -58,6 +68,14 @@ class WebSocketEndpoint:
             check_groups(cls.groups, cls.__qualname__)
         for name, parameters in _HOOKS.items():
             _check_hook(cls, name, parameters)
+        marked = {
+            name: method
+            for name in dir(cls)
+            if hasattr(method := getattr(cls, name, None), MESSAGE_HANDLER_MARK)
+        }
+        if marked:
+            compile_router = getattr(next(iter(marked.values())), MESSAGE_HANDLER_MARK)
+            cls.message_router = compile_router(cls, marked)
 
     def __init__(self, websocket: WebSocket) -> None:
         #: The connection this instance serves.
@@ -75,6 +93,14 @@ class WebSocketEndpoint:
             return
         if self.groups:
             await join_declared_groups(self, websocket)
+        router = self.message_router
+        if router is not None:
+            handle = router.handle
+            try:
+                while True:
+                    await handle(self, websocket, await websocket.receive())
+            except WebSocketDisconnect:
+                return
         on_receive = self.on_receive
         try:
             if type(self).decode is WebSocketEndpoint.decode:

@@ -57,7 +57,9 @@ def websocket_handler(view: View, /, **options: Unpack[WebSocketOptions]) -> Han
     """
     check_view(view)
     if isinstance(view, type) and issubclass(view, WebSocketEndpoint):
-        route_options = RouteOptions.from_options(options, default_value_type=view.encoding)
+        route_options = RouteOptions.from_options(
+            options, default_value_type=view.encoding, message_router=view.message_router
+        )
         # An endpoint without an encoding gets what the route says it receives, if it says.
         says = "receive_type" in options or "value_type" in options
         handler = _endpoint_handler(
@@ -68,7 +70,11 @@ def websocket_handler(view: View, /, **options: Unpack[WebSocketOptions]) -> Han
         converters, takes_any = converters_for(view)
         route_options = RouteOptions.from_options(options)
         handler = _function_handler(view, route_options, converters, takes_any)
-    return admitting(handler, route_options)
+    admitted = admitting(handler, route_options)
+    # What the route serves, for descriptions of the app such as its AsyncAPI document.
+    admitted.websocket_view = view  # type: ignore[attr-defined]
+    admitted.websocket_options = route_options  # type: ignore[attr-defined]
+    return admitted
 
 
 def _endpoint_handler(

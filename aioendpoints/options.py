@@ -23,7 +23,14 @@ from .limits import (
 )
 from .origins import AllowedOrigins, OriginPolicy
 from .policy import CloseCodeMapping, check_close_codes, mapped_close
-from .serialization import JSONDumps, JSONLoads, default_dumps, default_loads
+from .serialization import (
+    JSONDumps,
+    JSONLoads,
+    MessageCodec,
+    MessageRouter,
+    default_dumps,
+    default_loads,
+)
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -85,6 +92,20 @@ class WebSocketOptions(TypedDict, total=False):
     * ``max_connections`` / ``max_connections_per_client``: open connections on the route,
       in all and per client address; over a cap the handshake gets HTTP 503.
       Default ``None``.
+
+    Typed messages (see :mod:`aioendpoints.messages`)
+
+    * ``messages``: the message class, union or tuple of classes the client sends (msgspec
+      Structs or pydantic models): ``receive()`` returns them decoded and checked, and
+      ``send()`` encodes them. An endpoint's come from its
+      :func:`~aioendpoints.on_message` handlers.
+    * ``send_messages``: the message classes the server sends, for the route's AsyncAPI
+      description (an endpoint's handlers' return annotations are added).
+    * ``invalid_messages``: ``"reply"`` (the default) answers an invalid message with an
+      error message and keeps the connection open; ``"close"`` closes it with 1007.
+    * ``request_id``: the field of a request whose value its reply repeats. Default ``"id"``.
+    * ``discriminator``: the field that tells pydantic models apart. Default ``"type"``
+      (msgspec Structs name theirs with ``tag_field``, ``"type"`` by default too).
     """
 
     value_type: ValueType
@@ -108,6 +129,11 @@ class WebSocketOptions(TypedDict, total=False):
     rate_limit: RateLimit | tuple[float, int] | None
     max_connections: int | None
     max_connections_per_client: int | None
+    messages: Any
+    send_messages: Any
+    invalid_messages: Literal["reply", "close"]
+    request_id: str
+    discriminator: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,16 +163,24 @@ class RouteOptions:
     rate_limit: RateLimit | None = None
     max_connections: int | None = None
     max_connections_per_client: int | None = None
+    #: The route's typed messages, or ``None`` for plain values.
+    codec: MessageCodec | None = None
 
     @classmethod
     def from_options(
-        cls, options: Mapping[str, Any], *, default_value_type: ValueType | None = None
+        cls,
+        options: Mapping[str, Any],
+        *,
+        default_value_type: ValueType | None = None,
+        message_router: MessageRouter | None = None,
     ) -> RouteOptions:
         """Check user options and resolve them; raise ``TypeError``/``ValueError`` on bad ones."""
         unknown = [name for name in options if name not in _CHECKS]
         if unknown:
             raise TypeError(_unknown_options_message(unknown))
         settings = {name: _CHECKS[name](name, value) for name, value in options.items()}
+        if message_router is not None or any(name in options for name in _MESSAGE_OPTIONS):
+            _add_codec(settings, message_router)
         value_type = settings.pop("value_type", default_value_type or "text")
         check_value_type(value_type, "value_type")
         settings.setdefault("receive_type", value_type)
@@ -283,7 +317,14 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "rate_limit": _rate_limit,
     "max_connections": _positive_int_or_none,
     "max_connections_per_client": _positive_int_or_none,
+    # Checked with the message classes, when the route's codec is built.
+    "messages": lambda name, value: value,
+    "send_messages": lambda name, value: value,
+    "invalid_messages": lambda name, value: value,
+    "request_id": lambda name, value: value,
+    "discriminator": lambda name, value: value,
 }
+_MESSAGE_OPTIONS = ("messages", "send_messages", "invalid_messages", "request_id", "discriminator")
 
 #: Options of other libraries that users reach for, and what to use here instead.
 _INSTEAD = {
@@ -300,3 +341,30 @@ def _unknown_options_message(unknown: list[str]) -> str:
             suggestion = close[0] if close else None
         hints.append(f"{name!r}" + (f" (did you mean {suggestion}?)" if suggestion else ""))
     return f"unknown WebSocket route option(s): {', '.join(hints)}"
+
+
+def _add_codec(settings: dict[str, Any], router: MessageRouter | None) -> None:
+    """Resolve the typed-message options into a codec, which sets the route's JSON functions."""
+    # Imported only by routes that use typed messages: msgspec and pydantic stay unloaded.
+    from .messages.codecs import codec_for
+
+    if router is not None and "messages" in settings:
+        raise TypeError(
+            "the messages option is for function views; an endpoint's messages are the "
+            "ones its on_message handlers take"
+        )
+    for name in ("value_type", "receive_type", "send_type", "dumps", "loads"):
+        if name in settings and (name in ("dumps", "loads") or settings[name] != "json"):
+            raise ValueError(f"a route with typed messages sends and receives JSON: drop {name}")
+    options = {name: settings.pop(name) for name in _MESSAGE_OPTIONS if name in settings}
+    codec = codec_for(
+        receives=router.receives if router is not None else options.get("messages"),
+        sends=options.get("send_messages"),
+        handler_sends=router.sends if router is not None else (),
+        invalid_messages=options.get("invalid_messages", "reply"),
+        request_id=options.get("request_id", "id"),
+        discriminator=options.get("discriminator", "type"),
+    )
+    settings.update(
+        receive_type="json", send_type="json", codec=codec, loads=codec.decode, dumps=codec.encode
+    )

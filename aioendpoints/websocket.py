@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from types import SimpleNamespace, TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
@@ -30,12 +31,15 @@ from .limits import (
 from .options import RouteOptions, ValueType, check_value_type
 from .policy import peer_close_reply
 from .refusals import http_error
+from .serialization import MessageCodec
 
 if TYPE_CHECKING:
     from .application import ConnectionRegistry
     from .broadcast.frames import Message
 
 __all__ = ["Address", "WebSocket"]
+
+logger = logging.getLogger("aioendpoints")
 
 # Connection phases, as in the WebSocket API of browsers.
 _CONNECTING, _OPEN, _CLOSED = 0, 1, 2
@@ -69,6 +73,7 @@ class WebSocket:
         "_close_code",
         "_close_reason",
         "_closed_here",
+        "_codec",
         "_dumps",
         "_groups",
         "_loads",
@@ -112,6 +117,7 @@ class WebSocket:
         self._registry: ConnectionRegistry | None = None
         self._dumps = self._options.dumps
         self._loads = self._options.loads
+        self._codec = self._options.codec
         # The response's bound methods, taken once in accept() rather than per message.
         self._receive_message: Callable[[], Awaitable[WSMessage]] = _not_accepted
         self._send_frame: Callable[[_Payload, WSMsgType], Awaitable[None]] = _not_accepted
@@ -164,6 +170,11 @@ class WebSocket:
     def value_type(self, value: ValueType) -> None:
         self.receive_type = value
         self.send_type = value
+
+    @property
+    def message_codec(self) -> MessageCodec | None:
+        """The route's typed messages (see :mod:`aioendpoints.messages`), or ``None``."""
+        return self._codec
 
     # The handshake request ---------------------------------------------------------------
 
@@ -394,6 +405,8 @@ class WebSocket:
                 try:
                     return self._loads(message.data)
                 except ValueError as error:
+                    if self._codec is not None:
+                        return await self._receive_after_invalid(message.data, error)
                     raise InvalidData(reason="invalid JSON") from error
             return message.data
         raise await self._receive_failure(message, self._receive_frame)
@@ -425,6 +438,8 @@ class WebSocket:
             try:
                 return self._loads(message.data)
             except ValueError as error:
+                if self._codec is not None:
+                    return await self._receive_after_invalid(message.data, error)
                 raise InvalidData(reason="invalid JSON") from error
         raise await self._receive_failure(message, _TEXT)
 
@@ -462,9 +477,37 @@ class WebSocket:
                 try:
                     return self._loads(message.data)
                 except ValueError as error:
+                    if self._codec is not None:
+                        try:
+                            return await self._receive_after_invalid(message.data, error)
+                        except WebSocketDisconnect as disconnect:
+                            raise self._stop_or_raise(disconnect) from None
                     raise InvalidData(reason="invalid JSON") from error
             return message.data
         raise self._stop_or_raise(await self._receive_failure(message, self._receive_frame))
+
+    async def _receive_after_invalid(self, data: Any, error: ValueError) -> Any:
+        """Answer an invalid typed message (or close with 1007), then receive the next one.
+
+        An invalid message is the client's mistake, not a fault of the server: it is
+        logged at debug level, without a traceback.
+        """
+        codec = self._codec
+        assert codec is not None
+        while True:
+            reply, description = codec.invalid(data, error)
+            logger.debug("Invalid message on %r: %s", self, description)
+            if codec.close_invalid:
+                raise InvalidData(reason=description) from None
+            await self.send_json(reply)
+            message = await self._receive_message()
+            if message.type is not _TEXT:
+                raise await self._receive_failure(message, _TEXT)
+            data = message.data
+            try:
+                return self._loads(data)
+            except ValueError as next_error:
+                error = next_error
 
     async def _answer_close(self, code: int, reason: str) -> None:
         """Answer the peer's close frame: echo its code, or fail with 1002 if it is invalid."""

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from aiohttp import WSMsgType
 
 from ..serialization import JSONDumps
 
+if TYPE_CHECKING:
+    from msgspec import Struct
+    from pydantic import BaseModel
+
 __all__ = ["Message", "encode_message", "server_frame"]
 
-#: What can be published: ``dict``/``list`` (sent as JSON text), ``str`` (text), or bytes.
-Message = dict[str, Any] | list[Any] | str | bytes | bytearray | memoryview
+#: What can be published: ``dict``/``list`` (sent as JSON text), a typed message (a msgspec
+#: Struct or pydantic model, encoded with its class as JSON text), ``str`` (text), or bytes.
+Message: TypeAlias = (
+    "dict[str, Any] | list[Any] | Struct | BaseModel | str | bytes | bytearray | memoryview"
+)
 
 #: Frame opcodes (RFC 6455 §5.2).
 TEXT = int(WSMsgType.TEXT)
@@ -32,9 +39,14 @@ def encode_message(message: Message, dumps: JSONDumps) -> tuple[int, bytes]:
     if isinstance(message, dict | list):
         encoded = dumps(message)
         return TEXT, encoded.encode() if isinstance(encoded, str) else encoded
+    from ..messages.codecs import typed_encoder  # here: the messages package imports groups
+
+    encode = typed_encoder(type(message))
+    if encode is not None:
+        return TEXT, encode(message)
     raise TypeError(
-        "publish() takes a dict or list (sent as JSON), a str (text) or bytes (binary), "
-        f"got {type(message).__name__}"
+        "publish() takes a dict or list (sent as JSON), a msgspec Struct or pydantic model "
+        f"(sent as JSON), a str (text) or bytes (binary), got {type(message).__name__}"
     )
 
 
