@@ -25,8 +25,11 @@ def test_every_documented_option_is_checked() -> None:
     fields = {field.name for field in dataclasses.fields(RouteOptions)}
     accepted = set(get_type_hints(WebSocketOptions))
     assert accepted == set(_CHECKS)
-    # value_type resolves into receive_type and send_type.
-    assert accepted - {"value_type"} == fields
+    # value_type resolves into receive_type and send_type, the typed-message options into
+    # the route's codec.
+    message_options = {"messages", "send_messages", "invalid_messages", "request_id"}
+    resolved = accepted - {"value_type", "discriminator", *message_options} | {"codec"}
+    assert resolved == fields
 
 
 def test_options_are_flat_and_frozen() -> None:
