@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
@@ -68,6 +69,7 @@ class WebSocketEndpoint:
             check_groups(cls.groups, cls.__qualname__)
         for name, parameters in _HOOKS.items():
             _check_hook(cls, name, parameters)
+        _check_names(cls)
         marked = {
             name: method
             for name in dir(cls)
@@ -147,6 +149,35 @@ class WebSocketEndpoint:
 
     async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
         """Called once when the connection has ended, with its close code."""
+
+
+#: Route options that users set on an endpoint class, where ``encoding`` is the word.
+_ROUTE_OPTIONS = ("value_type", "receive_type", "send_type")
+
+
+def _check_names(cls: type[WebSocketEndpoint]) -> None:
+    """Raise for a route option set on the class or a misspelt hook or ``encoding``."""
+    for name, value in vars(cls).items():
+        if name in _ROUTE_OPTIONS:
+            raise TypeError(
+                f"{cls.__qualname__}.{name}: {name} is a route option, not an endpoint "
+                f"attribute; write encoding = {value!r} in the class, or pass "
+                f"{name}={value!r} to websocket_route()"
+            )
+        if hasattr(WebSocketEndpoint, name) or hasattr(value, MESSAGE_HANDLER_MARK):
+            continue
+        known = (*_HOOKS, "encoding") if name.startswith("on_") else ("encoding",)
+        # A typo is a letter or two off; on_connected or on_reconnect are the class's own.
+        close = [
+            meant
+            for meant in difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+            if abs(len(meant) - len(name)) <= 1 and not name.startswith(meant)
+        ]
+        if close:
+            raise TypeError(
+                f"{cls.__qualname__}.{name} is not a WebSocketEndpoint attribute, so it "
+                f"would never be used: did you mean {close[0]}?"
+            )
 
 
 def _check_hook(cls: type[WebSocketEndpoint], name: str, parameters: str) -> None:

@@ -64,6 +64,7 @@ class WebSocketRoutes(Sequence[web.AbstractRouteDef]):
         ``options`` are the route's settings (see :class:`WebSocketOptions`); ``name``
         names the route for ``app.router[name].url_for()``.
         """
+        _check_path(path, "websocket_route")
 
         def register(view: ViewT) -> ViewT:
             self.add_websocket_route(path, view, name=name, **options)
@@ -75,6 +76,7 @@ class WebSocketRoutes(Sequence[web.AbstractRouteDef]):
         self, path: str, view: View, *, name: str | None = None, **options: Unpack[WebSocketOptions]
     ) -> None:
         """Add a route without the decorator; the same as :meth:`websocket_route`."""
+        _check_path(path, "add_websocket_route")
         check_view(view)
         if not isinstance(view, type):
             converters, takes_any = converters_for(view)
@@ -82,3 +84,17 @@ class WebSocketRoutes(Sequence[web.AbstractRouteDef]):
         handler = websocket_handler(view, **options)
         kwargs: dict[str, Any] = {} if name is None else {"name": name}
         self._items.append(web.RouteDef(hdrs.METH_GET, path, handler, kwargs))
+
+
+def _check_path(path: object, method: str) -> None:
+    """Raise unless ``path`` is a route path, saying how to write the call if it is a view."""
+    if isinstance(path, str):
+        return
+    if callable(path):
+        name = getattr(path, "__name__", "view")
+        if method == "websocket_route":
+            instead = f'@routes.websocket_route("/{name}") above {name}'
+        else:
+            instead = f'routes.add_websocket_route("/{name}", {name}): the path comes first'
+        raise TypeError(f"{method}() needs a path: write {instead}")
+    raise TypeError(f"{method}() takes the route's path as a str first, got {path!r}")

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from types import SimpleNamespace, TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
-from aiohttp import WebSocketError, WSMessage, WSMsgType, web
+from aiohttp import WebSocketError, WSMessage, WSMsgType, hdrs, web
 from multidict import CIMultiDictProxy, MultiMapping
 from yarl import URL
 
@@ -237,6 +237,14 @@ class WebSocket:
         return self.response.ws_protocol if self.response is not None else None
 
     @property
+    def subprotocols(self) -> tuple[str, ...]:
+        """The subprotocols the client offered, in its order of preference."""
+        offered = self.request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, ())
+        return tuple(
+            name for value in offered for part in value.split(",") if (name := part.strip())
+        )
+
+    @property
     def close_code(self) -> int | None:
         """How the connection ended: the close code, or ``None`` while it is open.
 
@@ -256,10 +264,20 @@ class WebSocket:
         subprotocol: str | None = None,
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     ) -> None:
-        """Complete the handshake, optionally choosing a subprotocol and adding headers."""
+        """Complete the handshake, optionally choosing a subprotocol and adding headers.
+
+        ``subprotocol`` must be one the client offered (see :attr:`subprotocols`), else
+        :class:`ValueError`.
+        """
         if self._phase != _CONNECTING:
             raise WebSocketStateError(
                 "accept() was already called" if self.accepted else "connection was refused"
+            )
+        if subprotocol is not None and subprotocol not in self.subprotocols:
+            raise ValueError(
+                f"accept(subprotocol={subprotocol!r}): the client did not offer it; it offered "
+                f"{list(self.subprotocols)!r}: choose one of ws.subprotocols, or accept() "
+                "without a subprotocol"
             )
         options = self._options
         response = web.WebSocketResponse(
@@ -571,11 +589,11 @@ class WebSocket:
         payload: _Payload
         if kind is _TEXT:
             if not isinstance(value, str):
-                raise TypeError(f"send_text() takes a str, got {type(value).__name__}; {_HINT}")
+                raise TypeError(_send_type_error("a str", "text", value))
             payload = value.encode()
         elif kind is _BINARY:
             if not isinstance(value, _BYTES_TYPES):
-                raise TypeError(f"send_bytes() takes bytes, got {type(value).__name__}; {_HINT}")
+                raise TypeError(_send_type_error("bytes", "bytes", value))
             payload = value
         else:
             encoded = self._dumps(value)
@@ -696,6 +714,16 @@ class WebSocket:
 
 
 _HINT = "set the route's value_type or use the matching send_*() method"
+
+
+def _send_type_error(wanted: str, send_type: str, value: object) -> str:
+    return (
+        f"send() takes {wanted} when the send_type is {send_type!r}, got "
+        f"{type(value).__name__} {value!r:.40}; set the route's value_type (or send_type), "
+        "or call send_json(), send_text() or send_bytes()"
+    )
+
+
 _BYTES_TYPES = (bytes, bytearray, memoryview)
 _Payload = bytes | bytearray | memoryview
 #: The frame kind each send type sends; None stands for JSON (encoded, then a text frame).

@@ -418,3 +418,46 @@ def test_decode_with_a_wrong_signature_fails_when_defined() -> None:
 def test_an_endpoint_is_not_awaitable() -> None:
     """Awaiting an endpoint would skip on_disconnect, so it is not awaitable: routes run it."""
     assert not hasattr(WebSocketEndpoint, "__await__")
+
+
+@pytest.mark.parametrize("name", ["value_type", "receive_type", "send_type"])
+def test_route_option_on_an_endpoint_class_suggests_encoding(name: str) -> None:
+    """value_type (the route's word) set on an endpoint class points to encoding."""
+    with pytest.raises(TypeError) as raised:
+        type("Chat", (WebSocketEndpoint,), {name: "json"})
+    assert str(raised.value) == (
+        f"Chat.{name}: {name} is a route option, not an endpoint attribute; write "
+        f"encoding = 'json' in the class, or pass {name}='json' to websocket_route()"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [("on_recieve", "on_receive"), ("on_disconect", "on_disconnect"), ("encodng", "encoding")],
+)
+def test_misspelt_hook_or_encoding_suggests_the_name(name: str, meant: str) -> None:
+    """A hook or encoding spelt wrong would never run: a TypeError with a did-you-mean."""
+    with pytest.raises(TypeError) as raised:
+        type("Chat", (WebSocketEndpoint,), {name: None})
+    assert str(raised.value) == (
+        f"Chat.{name} is not a WebSocketEndpoint attribute, so it would never be used: "
+        f"did you mean {meant}?"
+    )
+
+
+def test_own_names_and_own_on_handlers_are_left_alone() -> None:
+    """Names of the endpoint's own, even on_something ones, are not taken for typos."""
+
+    class Chat(WebSocketEndpoint):
+        history_size = 10
+
+        async def on_join(self, ws: WebSocket) -> None:
+            pass
+
+        async def on_reconnect(self, ws: WebSocket) -> None:
+            pass
+
+        async def on_received(self, ws: WebSocket) -> None:
+            pass
+
+    assert Chat.history_size == 10

@@ -294,3 +294,32 @@ async def test_endpoint_routes_get_raw_path_params(aiohttp_client: AiohttpClient
     client = await aiohttp_client(make_app(routes))
     async with client.ws_connect("/n/7") as ws:
         assert await ws.receive_json(timeout=5) == {"number": "7"}
+
+
+def test_websocket_route_without_a_path_says_how_to_write_it() -> None:
+    """@routes.websocket_route used bare is a TypeError that shows the call with a path."""
+    routes = WebSocketRoutes()
+    with pytest.raises(TypeError) as raised:
+
+        @routes.websocket_route  # type: ignore[arg-type]
+        async def echo(ws: WebSocket) -> None:
+            pass
+
+    assert str(raised.value) == (
+        'websocket_route() needs a path: write @routes.websocket_route("/echo") above echo'
+    )
+    assert len(routes) == 0
+
+
+def test_add_websocket_route_with_the_view_first_says_the_path_comes_first() -> None:
+    """add_websocket_route(view, path) is a TypeError that shows the right order."""
+
+    async def echo(ws: WebSocket) -> None:
+        pass
+
+    with pytest.raises(TypeError) as raised:
+        WebSocketRoutes().add_websocket_route(echo, "/echo")  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        'add_websocket_route() needs a path: write routes.add_websocket_route("/echo", echo): '
+        "the path comes first"
+    )

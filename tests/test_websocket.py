@@ -280,8 +280,35 @@ async def test_send_of_the_wrong_type_names_the_fix(aiohttp_client: AiohttpClien
     client = await aiohttp_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.receive(timeout=5)
-    assert "dict" in messages[0]
+    assert messages[0].startswith("send() takes a str when the send_type is 'text', got dict")
     assert "value_type" in messages[0]
+
+
+@pytest.mark.parametrize(
+    ("value_type", "value", "expected"),
+    [
+        ("text", 42, "send() takes a str when the send_type is 'text', got int 42;"),
+        ("bytes", "x", "send() takes bytes when the send_type is 'bytes', got str 'x';"),
+    ],
+)
+async def test_send_type_error_names_send_and_the_value(
+    aiohttp_client: AiohttpClient, value_type: str, value: Any, expected: str
+) -> None:
+    """The error of send() names send() (not send_text()/send_bytes()) and the value's type."""
+    routes = WebSocketRoutes()
+    messages: list[str] = []
+
+    @routes.websocket_route("/", value_type=value_type)  # type: ignore[call-overload]
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        with pytest.raises(TypeError) as error:
+            await ws.send(value)
+        messages.append(str(error.value))
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        await ws.receive(timeout=5)
+    assert messages[0].startswith(expected), messages
 
 
 async def test_request_details_are_exposed(aiohttp_client: AiohttpClient) -> None:
@@ -355,3 +382,44 @@ async def test_route_protocols_are_negotiated(aiohttp_client: AiohttpClient) -> 
     client = await aiohttp_client(make_app(routes))
     async with client.ws_connect("/", protocols=("json",)) as ws:
         assert await ws.receive_str(timeout=5) == "json"
+
+
+async def test_subprotocols_lists_what_the_client_offered(aiohttp_client: AiohttpClient) -> None:
+    """ws.subprotocols is the client's offer, in its order, before accept()."""
+    routes = WebSocketRoutes()
+    seen: list[tuple[str, ...]] = []
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        seen.append(ws.subprotocols)
+        await ws.accept(subprotocol=ws.subprotocols[-1] if ws.subprotocols else None)
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/", protocols=("chat.v1", "chat.v2")) as ws:
+        assert ws.protocol == "chat.v2"
+    async with client.ws_connect("/") as ws:
+        assert ws.protocol is None
+    assert seen == [("chat.v1", "chat.v2"), ()]
+
+
+async def test_accepting_a_subprotocol_the_client_did_not_offer_raises(
+    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """accept(subprotocol=...) of a protocol not offered is a ValueError naming the offer."""
+    routes = WebSocketRoutes()
+    messages: list[str] = []
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        with pytest.raises(ValueError) as error:  # noqa: PT011 - the message is checked below
+            await ws.accept(subprotocol="chat")
+        messages.append(str(error.value))
+        await ws.accept()
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/", protocols=("graphql-ws",)) as ws:
+        assert ws.protocol is None
+    assert messages == [
+        "accept(subprotocol='chat'): the client did not offer it; it offered ['graphql-ws']: "
+        "choose one of ws.subprotocols, or accept() without a subprotocol"
+    ]
