@@ -20,7 +20,7 @@ from .exceptions import (
 )
 from .handlers import websocket_handler
 from .limits import RateLimit
-from .messages import MessageRejected, on_message
+from .messages import MessageRejected, asyncapi, on_message
 from .options import DEFAULT_MAX_MESSAGE_SIZE, WebSocketOptions
 from .routing import WebSocketRoutes
 from .websocket import Address, WebSocket
@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     # Typed messages
     "MessageRejected",
+    "asyncapi",
     "on_message",
     # Limits
     "RateLimit",

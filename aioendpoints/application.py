@@ -79,6 +79,9 @@ def setup(
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
     allowed_origins: AllowedOrigins | None = None,
     broadcast: str | Broadcast = "memory://",
+    asyncapi: str | None = None,
+    asyncapi_title: str = "WebSocket API",
+    asyncapi_version: str = "1.0.0",
 ) -> None:
     """Install aioendpoints' app-wide parts on ``app``.
 
@@ -91,6 +94,10 @@ def setup(
       ``"memory://"`` (one process) or ``"redis://host:port/db"`` (every process sharing
       that Redis), or a :class:`~aioendpoints.broadcast.Broadcast`; it starts and stops
       with the app.
+    * ``asyncapi``: a path such as ``"/asyncapi.json"`` that serves the app's AsyncAPI
+      document (see :func:`aioendpoints.asyncapi`), titled ``asyncapi_title`` and
+      ``asyncapi_version``, and a readable HTML page of it at the same path with
+      ``.html`` for ``.json``.
 
     Routes work without it; call it once, before the app starts.
     """
@@ -101,6 +108,10 @@ def setup(
         app[ALLOWED_ORIGINS_KEY] = OriginPolicy.from_origins(allowed_origins)
     app.on_shutdown.append(_close_connections)
     install_broadcast(app, broadcast)
+    if asyncapi is not None:
+        from .messages.pages import install as install_asyncapi
+
+        install_asyncapi(app, asyncapi, title=asyncapi_title, version=asyncapi_version)
 
 
 async def _close_connections(app: web.Application) -> None:

@@ -7,5 +7,6 @@ classes does.
 
 from .codecs import ERROR_TYPE
 from .dispatch import MessageRejected, on_message
+from .document import asyncapi
 
-__all__ = ["ERROR_TYPE", "MessageRejected", "on_message"]
+__all__ = ["ERROR_TYPE", "MessageRejected", "asyncapi", "on_message"]
