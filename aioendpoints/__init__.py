@@ -23,7 +23,7 @@ from .limits import RateLimit
 from .messages import MessageRejected, asyncapi, on_message
 from .options import DEFAULT_MAX_MESSAGE_SIZE, WebSocketOptions
 from .routing import WebSocketRoutes
-from .websocket import Address, WebSocket
+from .websocket import Address, WebSocket, WebSocketState
 
 __version__ = "0.1.0"
 
@@ -31,6 +31,7 @@ __all__ = [
     # The connection
     "Address",
     "WebSocket",
+    "WebSocketState",
     # Views, endpoints and routes
     "WebSocketEndpoint",
     "WebSocketOptions",

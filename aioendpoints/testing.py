@@ -12,19 +12,19 @@ application under test::
 Every receive waits at most :data:`DEFAULT_TIMEOUT` seconds (or the ``timeout`` you pass)
 and then fails the test with an :class:`AssertionError` that says what it was waiting for.
 
-The fixture is registered with pytest through the ``pytest11`` entry point when
-aioendpoints is installed; :func:`connect` works with any
-:class:`aiohttp.test_utils.TestClient`, outside pytest too.
+The fixture lives in :mod:`aioendpoints.pytest_plugin`, which pytest loads through the
+``pytest11`` entry point when aioendpoints is installed. This module does not import
+pytest: :func:`connect` works with any :class:`aiohttp.test_utils.TestClient`, outside
+pytest too.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any, Protocol
 
-import pytest
 from aiohttp import ClientWebSocketResponse, WSMessage, WSMsgType, web
 from aiohttp.test_utils import TestClient
 
@@ -36,8 +36,10 @@ __all__ = [
     "WebSocketConnect",
     "WebSocketTestClient",
     "connect",
-    "websocket_connect",
 ]
+
+#: Loaded by pytest with this module (the ``pytest11`` entry point names this module).
+pytest_plugins = ["aioendpoints.pytest_plugin"]
 
 #: Seconds a helper waits for the handshake or a message before it fails the test.
 DEFAULT_TIMEOUT = 5.0
@@ -223,37 +225,6 @@ class WebSocketConnect(Protocol):
         ...
 
 
-@pytest.fixture
-def websocket_connect(
-    aiohttp_client: Callable[[web.Application], Awaitable[TestClient[Any, Any]]],
-) -> WebSocketConnect:
-    """Open WebSockets to an application under test: ``await websocket_connect(app, path)``.
-
-    Pass an :class:`aiohttp.web.Application` (served once per test, however many
-    connections you open to it) or a client from pytest-aiohttp's ``aiohttp_client``.
-    The server and its connections close when the test ends.
-    """
-    clients: dict[int, TestClient[Any, Any]] = {}
-
-    async def open_websocket(
-        app_or_client: web.Application | TestClient[Any, Any],
-        path: str,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - as in connect()
-        **ws_connect_options: Any,
-    ) -> WebSocketTestClient:
-        if isinstance(app_or_client, web.Application):
-            # An application can only be started once, so its connections share one server.
-            client = clients.get(id(app_or_client))
-            if client is None:
-                client = clients[id(app_or_client)] = await aiohttp_client(app_or_client)
-        else:
-            client = app_or_client
-        return await connect(client, path, timeout=timeout, **ws_connect_options)
-
-    return open_websocket
-
-
 def _show(message: WSMessage) -> str:
     if message.type is WSMsgType.CLOSE:
         return f"a close with code {message.data}" + (
@@ -263,3 +234,13 @@ def _show(message: WSMessage) -> str:
         return f"the connection closing ({message.type.name})"
     kind = "text" if message.type is WSMsgType.TEXT else message.type.name.lower()
     return f"a {kind} message {message.data!r}"
+
+
+def __getattr__(name: str) -> Any:
+    # The fixture is importable from here as it always was, without importing pytest
+    # until someone asks for it.
+    if name == "websocket_connect":
+        from .pytest_plugin import websocket_connect
+
+        return websocket_connect
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

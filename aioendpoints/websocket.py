@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from types import SimpleNamespace, TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
@@ -37,11 +38,12 @@ if TYPE_CHECKING:
     from .application import ConnectionRegistry
     from .broadcast.frames import Message
 
-__all__ = ["Address", "WebSocket"]
+__all__ = ["Address", "WebSocket", "WebSocketState"]
 
 logger = logging.getLogger("aioendpoints")
 
-# Connection phases, as in the WebSocket API of browsers.
+# Connection phases, as in the WebSocket API of browsers; plain ints, since the
+# per-message paths compare them. WebSocketState names them for users.
 _CONNECTING, _OPEN, _CLOSED = 0, 1, 2
 
 _TEXT = WSMsgType.TEXT
@@ -49,6 +51,17 @@ _BINARY = WSMsgType.BINARY
 _CLOSE = WSMsgType.CLOSE
 _FRAME_NAMES = {_TEXT: "text", _BINARY: "binary"}
 _MAX_REASON_BYTES = 123  # RFC 6455 §5.5: control frame payloads are at most 125 bytes.
+
+
+class WebSocketState(enum.IntEnum):
+    """Where a connection is in its life, as :attr:`WebSocket.connection_state` tells it."""
+
+    #: The handshake is not accepted yet.
+    CONNECTING = _CONNECTING
+    #: Accepted: messages go both ways.
+    OPEN = _OPEN
+    #: Closed, by either side or by a dropped connection, or refused before the handshake.
+    CLOSED = _CLOSED
 
 
 class Address(NamedTuple):
@@ -220,6 +233,11 @@ class WebSocket:
         return self._state
 
     # Connection state ----------------------------------------------------------------------
+
+    @property
+    def connection_state(self) -> WebSocketState:
+        """Where the connection is: connecting, open or closed (see :class:`WebSocketState`)."""
+        return WebSocketState(self._phase)
 
     @property
     def accepted(self) -> bool:
@@ -408,16 +426,23 @@ class WebSocket:
     # The receive*() methods below repeat the same few lines instead of sharing a helper:
     # on this per-message path an extra coroutine call costs more than the rest of our layer.
 
-    async def receive(self) -> Any:
+    async def receive(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 - as in aiohttp
+    ) -> Any:
         """Receive the next message as the :attr:`receive_type` says.
 
         Raises :class:`WebSocketDisconnect` once the connection is closed,
         :class:`UnsupportedData` for a frame of the other kind (text for bytes and the
-        other way round) and :class:`InvalidData` for JSON that does not decode.
+        other way round) and :class:`InvalidData` for JSON that does not decode. With a
+        ``timeout``, as in aiohttp, :class:`TimeoutError` when no message came within that
+        many seconds; the connection stays open. The ``receive_*()`` methods take it too.
         """
         if self._phase != _OPEN:
             raise self._not_open()
-        message = await self._receive_message()
+        message = await (
+            self._receive_message() if timeout is None else self._receive_within(timeout)
+        )
         if message.type is self._receive_frame:
             if self._receive_json:
                 try:
@@ -429,29 +454,44 @@ class WebSocket:
             return message.data
         raise await self._receive_failure(message, self._receive_frame)
 
-    async def receive_text(self) -> str:
+    async def receive_text(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 - as in aiohttp
+    ) -> str:
         """Receive the next message, which must be a text frame."""
         if self._phase != _OPEN:
             raise self._not_open()
-        message = await self._receive_message()
+        message = await (
+            self._receive_message() if timeout is None else self._receive_within(timeout)
+        )
         if message.type is _TEXT:
             return message.data  # type: ignore[no-any-return]
         raise await self._receive_failure(message, _TEXT)
 
-    async def receive_bytes(self) -> bytes:
+    async def receive_bytes(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 - as in aiohttp
+    ) -> bytes:
         """Receive the next message, which must be a binary frame."""
         if self._phase != _OPEN:
             raise self._not_open()
-        message = await self._receive_message()
+        message = await (
+            self._receive_message() if timeout is None else self._receive_within(timeout)
+        )
         if message.type is _BINARY:
             return message.data  # type: ignore[no-any-return]
         raise await self._receive_failure(message, _BINARY)
 
-    async def receive_json(self) -> Any:
+    async def receive_json(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 - as in aiohttp
+    ) -> Any:
         """Receive the next message, a text frame of JSON, decoded."""
         if self._phase != _OPEN:
             raise self._not_open()
-        message = await self._receive_message()
+        message = await (
+            self._receive_message() if timeout is None else self._receive_within(timeout)
+        )
         if message.type is _TEXT:
             try:
                 return self._loads(message.data)
@@ -460,6 +500,42 @@ class WebSocket:
                     return await self._receive_after_invalid(message.data, error)
                 raise InvalidData(reason="invalid JSON") from error
         raise await self._receive_failure(message, _TEXT)
+
+    async def _receive_within(self, timeout: float) -> WSMessage:  # noqa: ASYNC109
+        """The next message, or :class:`TimeoutError` after ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._receive_message()
+        except TimeoutError:
+            raise TimeoutError(f"no message within {timeout:g} s") from None
+
+    async def iter_text(self) -> AsyncIterator[str]:
+        """Yield text messages until the peer closes, as ``async for`` does (Starlette's)."""
+        try:
+            while True:
+                yield await self.receive_text()
+        except WebSocketDisconnect as disconnect:
+            self._raise_unless_caught(disconnect)
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        """Yield binary messages until the peer closes, as ``async for`` does."""
+        try:
+            while True:
+                yield await self.receive_bytes()
+        except WebSocketDisconnect as disconnect:
+            self._raise_unless_caught(disconnect)
+
+    async def iter_json(self) -> AsyncIterator[Any]:
+        """Yield decoded JSON messages until the peer closes, as ``async for`` does."""
+        try:
+            while True:
+                yield await self.receive_json()
+        except WebSocketDisconnect as disconnect:
+            self._raise_unless_caught(disconnect)
+
+    def _raise_unless_caught(self, disconnect: WebSocketDisconnect) -> None:
+        if not self._options.catches(disconnect.code):
+            raise disconnect
 
     def decode_json(self, message: str) -> Any:
         """Decode ``message`` with the route's JSON ``loads``.
@@ -471,11 +547,16 @@ class WebSocket:
         except ValueError as error:
             raise InvalidData(reason="invalid JSON") from error
 
-    async def receive_message(self) -> str | bytes:
+    async def receive_message(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 - as in aiohttp
+    ) -> str | bytes:
         """Receive the next message as it came: ``str`` for text, ``bytes`` for binary."""
         if self._phase != _OPEN:
             raise self._not_open()
-        message = await self._receive_message()
+        message = await (
+            self._receive_message() if timeout is None else self._receive_within(timeout)
+        )
         kind = message.type
         if kind is _TEXT or kind is _BINARY:
             return message.data  # type: ignore[no-any-return]

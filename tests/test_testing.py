@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -176,3 +181,59 @@ async def test_websocket_options_reach_the_handshake(websocket_connect: WebSocke
         app_with(speaks_chat, protocols=["chat"]), "/ws", protocols=["chat"]
     )
     await ws.expect_text("chat")
+
+
+def test_the_test_helpers_do_not_import_pytest(tmp_path: Path) -> None:
+    """aioendpoints.testing works in a program without pytest: connect() to a test server."""
+    script = tmp_path / "outside_pytest.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio, sys
+
+            from aiohttp import web
+            from aiohttp.test_utils import TestClient, TestServer
+
+            import aioendpoints
+            from aioendpoints import WebSocket, WebSocketRoutes
+            from aioendpoints.testing import connect
+
+            routes = WebSocketRoutes()
+
+            @routes.websocket_route("/echo")
+            async def echo(ws: WebSocket) -> None:
+                await ws.accept()
+                await ws.send(await ws.receive())
+
+            async def main() -> None:
+                app = web.Application()
+                aioendpoints.setup(app)
+                app.add_routes(routes)
+                async with TestClient(TestServer(app)) as client:
+                    async with await connect(client, "/echo") as ws:
+                        await ws.send_text("hi")
+                        await ws.expect_text("hi")
+                        await ws.expect_close(1000)
+                assert "pytest" not in sys.modules, "pytest was imported"
+                print("ok")
+
+            asyncio.run(main())
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(aioendpoints.__file__).parent.parent)},
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr
+
+
+def test_the_fixture_is_still_importable_from_aioendpoints_testing() -> None:
+    """``from aioendpoints.testing import websocket_connect`` keeps working."""
+    from aioendpoints import pytest_plugin, testing
+
+    assert testing.websocket_connect is pytest_plugin.websocket_connect

@@ -13,6 +13,7 @@ from aioendpoints import (
     WebSocket,
     WebSocketDisconnect,
     WebSocketRoutes,
+    WebSocketState,
     WebSocketStateError,
 )
 
@@ -423,3 +424,102 @@ async def test_accepting_a_subprotocol_the_client_did_not_offer_raises(
         "accept(subprotocol='chat'): the client did not offer it; it offered ['graphql-ws']: "
         "choose one of ws.subprotocols, or accept() without a subprotocol"
     ]
+
+
+@pytest.mark.parametrize(
+    ("method", "send", "expected"),
+    [
+        ("iter_text", [("str", "a"), ("str", "b")], ["a", "b"]),
+        ("iter_bytes", [("bytes", b"\x01"), ("bytes", b"\x02")], [b"\x01", b"\x02"]),
+        ("iter_json", [("str", '{"n": 1}'), ("str", "[2]")], [{"n": 1}, [2]]),
+    ],
+)
+async def test_iter_methods_yield_until_the_peer_closes(
+    aiohttp_client: AiohttpClient, method: str, send: list[tuple[str, Any]], expected: list[Any]
+) -> None:
+    """iter_text(), iter_bytes() and iter_json() yield messages and end on a normal close."""
+    routes = WebSocketRoutes()
+    received: list[Any] = []
+    ended: list[bool] = []
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        async for value in getattr(ws, method)():
+            received.append(value)
+        ended.append(True)
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        for kind, payload in send:
+            await (ws.send_str(payload) if kind == "str" else ws.send_bytes(payload))
+    await eventually(lambda: ended == [True])
+    assert received == expected
+
+
+async def test_iter_json_raises_for_a_close_code_that_is_not_caught(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    """As with async for, a close code outside caught_close_codes is raised to the view."""
+    routes = WebSocketRoutes()
+    codes: list[int] = []
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            async for _ in ws.iter_json():
+                pass
+        except WebSocketDisconnect as disconnect:
+            codes.append(disconnect.code)
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        await ws.close(code=4000)
+    await eventually(lambda: codes == [4000])
+
+
+async def test_receive_with_a_timeout_raises_and_keeps_the_connection(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    """receive(timeout=...) raises TimeoutError when nothing comes; the connection stays open."""
+    routes = WebSocketRoutes()
+    errors: list[str] = []
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            await ws.receive(timeout=0.05)
+        except TimeoutError as error:
+            errors.append(str(error))
+        await ws.send("still open")
+        await ws.send(await ws.receive_text(timeout=30))
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        assert await ws.receive_str(timeout=5) == "still open"
+        await ws.send_str("echo")
+        assert await ws.receive_str(timeout=5) == "echo"
+    assert errors == ["no message within 0.05 s"]
+
+
+async def test_connection_state_follows_the_connection(aiohttp_client: AiohttpClient) -> None:
+    """connection_state is CONNECTING, then OPEN, then CLOSED, as a WebSocketState."""
+    routes = WebSocketRoutes()
+    states: list[WebSocketState] = []
+
+    @routes.websocket_route("/")
+    async def view(ws: WebSocket) -> None:
+        states.append(ws.connection_state)
+        await ws.accept()
+        states.append(ws.connection_state)
+        await ws.close()
+        states.append(ws.connection_state)
+
+    client = await aiohttp_client(make_app(routes))
+    async with client.ws_connect("/") as ws:
+        await ws.receive(timeout=5)
+    await eventually(lambda: len(states) == 3)
+    assert states == [WebSocketState.CONNECTING, WebSocketState.OPEN, WebSocketState.CLOSED]
+    assert all(isinstance(state, WebSocketState) for state in states)
