@@ -1,4 +1,4 @@
-"""Admission: the checks a handshake passes before the view runs (origin, connection caps)."""
+"""Admission: the checks a handshake passes before the view runs (origin, credentials, caps)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from .auth.check import AUTH_KEY, AuthSettings
 from .options import RouteOptions
 from .origins import ALLOWED_ORIGINS_KEY, SAME_ORIGIN_ONLY
 
@@ -15,15 +16,24 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def admitting(handler: Handler, options: RouteOptions) -> Handler:
-    """Wrap ``handler`` so that refused handshakes get HTTP 403 or 503 before the view runs."""
+    """Wrap ``handler`` so that refused handshakes get HTTP 401, 403 or 503 before the view."""
     route_origins = options.allowed_origins
+    route_auth = AuthSettings.checked(options.authenticate, options.group_permission)
     counter = options.counter()
 
     async def admit(request: web.Request) -> web.StreamResponse:
-        origins = route_origins or request.config_dict.get(ALLOWED_ORIGINS_KEY, SAME_ORIGIN_ONLY)
+        config = request.config_dict
+        auth = config.get(AUTH_KEY)
+        if route_auth is not None:
+            auth = route_auth.over(auth)
+        if auth is not None:
+            auth.mark(request)
+        origins = route_origins or config.get(ALLOWED_ORIGINS_KEY, SAME_ORIGIN_ONLY)
         refusal = origins.refusal(request)
         if refusal is not None:
             raise web.HTTPForbidden(text=refusal)
+        if auth is not None:
+            await auth.admit(request)
         if counter is None:
             return await handler(request)
         client = request.remote

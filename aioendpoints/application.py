@@ -9,6 +9,8 @@ from typing import Final
 
 from aiohttp import web
 
+from .auth.check import AUTH_KEY, AuthSettings
+from .auth.principal import Authenticate, GroupPermission
 from .broadcast.groups import Broadcast
 from .broadcast.groups import install as install_broadcast
 from .close_codes import CloseCode
@@ -82,6 +84,8 @@ def setup(
     asyncapi: str | None = None,
     asyncapi_title: str = "WebSocket API",
     asyncapi_version: str = "1.0.0",
+    authenticate: Authenticate | None = None,
+    group_permission: GroupPermission | None = None,
 ) -> None:
     """Install aioendpoints' app-wide parts on ``app``.
 
@@ -98,14 +102,19 @@ def setup(
       document (see :func:`aioendpoints.asyncapi`), titled ``asyncapi_title`` and
       ``asyncapi_version``, and a readable HTML page of it at the same path with
       ``.html`` for ``.json``.
+    * ``authenticate`` and ``group_permission``: the credential check before the upgrade
+      and the group permission of routes without their own (see :mod:`aioendpoints.auth`).
 
     Routes work without it; call it once, before the app starts.
     """
     if CONNECTIONS_KEY in app:
         raise RuntimeError("aioendpoints.setup() was already called for this application")
+    auth = AuthSettings.checked(authenticate, group_permission)
     app[CONNECTIONS_KEY] = ConnectionRegistry(shutdown_timeout=shutdown_timeout)
     if allowed_origins is not None:
         app[ALLOWED_ORIGINS_KEY] = OriginPolicy.from_origins(allowed_origins)
+    if auth is not None:
+        app[AUTH_KEY] = auth
     app.on_shutdown.append(_close_connections)
     install_broadcast(app, broadcast)
     if asyncapi is not None:

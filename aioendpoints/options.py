@@ -106,6 +106,12 @@ class WebSocketOptions(TypedDict, total=False):
     * ``request_id``: the field of a request whose value its reply repeats. Default ``"id"``.
     * ``discriminator``: the field that tells pydantic models apart. Default ``"type"``
       (msgspec Structs name theirs with ``tag_field``, ``"type"`` by default too).
+    Authentication (see :mod:`aioendpoints.auth`)
+
+    * ``authenticate``: a check ``(request) -> principal`` run before the upgrade; it
+      refuses with HTTP 401 or 403. Default: :func:`aioendpoints.setup`'s, else none.
+    * ``group_permission``: ``(principal, group) -> bool``, asked by ``ws.join()`` and
+      ``ws.publish()``. Default: :func:`aioendpoints.setup`'s, else none.
     """
 
     value_type: ValueType
@@ -134,6 +140,8 @@ class WebSocketOptions(TypedDict, total=False):
     invalid_messages: Literal["reply", "close"]
     request_id: str
     discriminator: str
+    authenticate: Callable[[Any], Any] | None
+    group_permission: Callable[[Any, str], Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +173,9 @@ class RouteOptions:
     max_connections_per_client: int | None = None
     #: The route's typed messages, or ``None`` for plain values.
     codec: MessageCodec | None = None
+    #: ``None``: the application's default (see :mod:`aioendpoints.auth`).
+    authenticate: Callable[[Any], Any] | None = None
+    group_permission: Callable[[Any, str], Any] | None = None
 
     @classmethod
     def from_options(
@@ -253,6 +264,10 @@ def _callable(name: str, value: object) -> object:
     return value
 
 
+def _callable_or_none(name: str, value: object) -> object:
+    return None if value is None else _callable(name, value)
+
+
 def _protocols(name: str, value: object) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, Iterable):
         raise TypeError(f"{name} must be a list of strings, got {value!r}")
@@ -323,6 +338,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "invalid_messages": lambda name, value: value,
     "request_id": lambda name, value: value,
     "discriminator": lambda name, value: value,
+    "authenticate": _callable_or_none,
+    "group_permission": _callable_or_none,
 }
 _MESSAGE_OPTIONS = ("messages", "send_messages", "invalid_messages", "request_id", "discriminator")
 

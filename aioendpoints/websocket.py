@@ -32,13 +32,14 @@ from .limits import (
 from .options import RouteOptions, ValueType, check_value_type
 from .policy import peer_close_reply
 from .refusals import http_error
+from .request_keys import PRINCIPAL_KEY, RECEIVE_FILTER_KEY
 from .serialization import MessageCodec
 
 if TYPE_CHECKING:
     from .application import ConnectionRegistry
     from .broadcast.frames import Message
 
-__all__ = ["Address", "WebSocket", "WebSocketState"]
+__all__ = ["Address", "ReceiveFilter", "WebSocket", "WebSocketState"]
 
 logger = logging.getLogger("aioendpoints")
 
@@ -62,6 +63,13 @@ class WebSocketState(enum.IntEnum):
     OPEN = _OPEN
     #: Closed, by either side or by a dropped connection, or refused before the handshake.
     CLOSED = _CLOSED
+
+
+#: Called once by :meth:`WebSocket.accept` with the connection and aiohttp's receive; what
+#: it returns is the receive that :meth:`WebSocket.receive` and the others call from then on.
+ReceiveFilter = Callable[
+    ["WebSocket", Callable[[], Awaitable[WSMessage]]], Callable[[], Awaitable[WSMessage]]
+]
 
 
 class Address(NamedTuple):
@@ -226,6 +234,14 @@ class WebSocket:
         return self.request.app
 
     @property
+    def principal(self) -> Any:
+        """Who the peer is: what the route's ``authenticate`` check returned, else ``None``.
+
+        After a refresh (see :mod:`aioendpoints.auth`) it is the refreshed principal.
+        """
+        return self.request.get(PRINCIPAL_KEY)
+
+    @property
     def state(self) -> SimpleNamespace:
         """A namespace for whatever the application keeps per connection."""
         if self._state is None:
@@ -328,6 +344,9 @@ class WebSocket:
             self._send_frame = self._guarded_send_frame
         else:
             self._send_frame = response.send_frame  # type: ignore[assignment]
+        receive_filter: ReceiveFilter | None = self.request.get(RECEIVE_FILTER_KEY)
+        if receive_filter is not None:
+            self._receive_message = receive_filter(self, self._receive_message)
 
     def authenticated(self) -> None:
         """Tell the connection that the peer has authenticated, in time for ``auth_timeout``.
@@ -743,7 +762,9 @@ class WebSocket:
         ``dict``/``list`` go as JSON text, ``str`` as text, bytes as binary. This connection
         gets it too when it is a member, unless ``exclude_self`` is true.
         """
-        await broadcast_for(self).publish(group, message, exclude=self if exclude_self else None)
+        await broadcast_for(self).publish(
+            group, message, exclude=self if exclude_self else None, publisher=self
+        )
 
     # Closing -----------------------------------------------------------------------------
 

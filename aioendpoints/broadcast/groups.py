@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
 from ..close_codes import CloseCode
 from ..exceptions import WebSocketDisconnect
+from ..request_keys import GROUP_CHECK_KEY
 from ..serialization import JSONDumps, default_dumps
 from .backend import BroadcastBackend, backend_for_url
 from .frames import Message, encode_message, server_frame
@@ -38,6 +39,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger("aioendpoints.broadcast")
+
+#: What :meth:`Broadcast.join` and a connection's publish await first (it raises to
+#: refuse), when the handshake request has one under ``GROUP_CHECK_KEY``.
+GroupCheck = Callable[["WebSocket", str], Awaitable[None]]
 
 #: Default bytes a member may leave unread for a while (512 KiB).
 DEFAULT_BUFFER_LIMIT = 512 * 1024
@@ -149,6 +154,9 @@ class Broadcast:
             raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE)
         if group in websocket._groups:
             return
+        check: GroupCheck | None = websocket.request.get(GROUP_CHECK_KEY)
+        if check is not None:
+            await check(websocket, group)
         if group not in self._subscribed:
             async with self._subscription_lock:
                 if group not in self._subscribed:
@@ -201,16 +209,26 @@ class Broadcast:
     # Publishing --------------------------------------------------------------------------
 
     async def publish(
-        self, group: str, message: Message, *, exclude: WebSocket | None = None
+        self,
+        group: str,
+        message: Message,
+        *,
+        exclude: WebSocket | None = None,
+        publisher: WebSocket | None = None,
     ) -> None:
         """Send ``message`` to every member of ``group`` in every process.
 
         ``dict``/``list`` go as JSON text, ``str`` as text, bytes as binary. A group
         without members is not an error. Raises
         :class:`~aioendpoints.broadcast.BroadcastUnavailable` when the backend cannot take
-        the message; then no member, here or elsewhere, gets it.
+        the message; then no member, here or elsewhere, gets it. A ``publisher``
+        connection must pass its route's group check, as for joining.
         """
         _check_group(group)
+        if publisher is not None:
+            check: GroupCheck | None = publisher.request.get(GROUP_CHECK_KEY)
+            if check is not None:
+                await check(publisher, group)
         opcode, payload = encode_message(message, self._dumps)
         if self.backend.distributed:
             await self.backend.publish(group, opcode, payload)

@@ -1,0 +1,54 @@
+"""Checks built on aiohttp-session and aiohttp-security, for apps that already use them.
+
+Neither library is a dependency of aioendpoints: each is imported when its check first
+runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .principal import Authenticate, AuthenticationFailed, PermissionDenied
+
+__all__ = ["security_identity", "session_identity"]
+
+
+def session_identity(key: str = "user") -> Authenticate:
+    """A check whose principal is ``session[key]`` of aiohttp-session; 401 without it.
+
+    The session cookie is sent by browsers of any site: keep the origin check on.
+    """
+
+    async def authenticate(request: web.Request) -> Any:
+        from aiohttp_session import get_session
+
+        session = await get_session(request)
+        principal = session.get(key)
+        if principal is None:
+            raise AuthenticationFailed("Log in first", challenge="Session")
+        return principal
+
+    authenticate.__qualname__ = f"session_identity({key!r})"
+    return authenticate
+
+
+def security_identity(permission: str | None = None) -> Authenticate:
+    """A check through aiohttp-security's policies: the principal is the user id of
+    ``authorized_userid()`` (401 without one); with ``permission``, ``permits()`` must
+    allow it too (else 403).
+    """
+
+    async def authenticate(request: web.Request) -> Any:
+        from aiohttp_security import authorized_userid, permits
+
+        user_id = await authorized_userid(request)
+        if user_id is None:
+            raise AuthenticationFailed("Log in first", challenge="Session")
+        if permission is not None and not await permits(request, permission):
+            raise PermissionDenied(f"Permission {permission!r} required")
+        return user_id
+
+    authenticate.__qualname__ = f"security_identity({permission!r})"
+    return authenticate

@@ -1,0 +1,30 @@
+"""Keys of what features leave on a handshake request for the connection to find.
+
+aiohttp 3.14 wants typed ``web.RequestKey`` keys for request storage and warns about
+strings; older versions have no ``RequestKey``, and take strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from aiohttp import web
+
+__all__ = ["GROUP_CHECK_KEY", "PRINCIPAL_KEY", "RECEIVE_FILTER_KEY", "request_key"]
+
+
+def request_key(name: str) -> Any:
+    """A key for ``request[key]``: a ``web.RequestKey`` where aiohttp has it, else ``name``."""
+    key_type = getattr(web, "RequestKey", None)
+    return name if key_type is None else key_type(name, object)
+
+
+#: Who the peer is (:attr:`WebSocket.principal <aioendpoints.WebSocket.principal>`), set
+#: before the view runs by the route's ``authenticate`` check (see :mod:`aioendpoints.auth`).
+PRINCIPAL_KEY: Final = request_key("aioendpoints.principal")
+#: A :data:`~aioendpoints.websocket.ReceiveFilter`: how a feature (a credential's refresh)
+#: sees incoming messages before the view does. Routes without one pay nothing.
+RECEIVE_FILTER_KEY: Final = request_key("aioendpoints.receive_filter")
+#: A check ``(websocket, group)`` that joining and a connection's publish await first; it
+#: raises to refuse. Set by a route's ``group_permission`` (see :mod:`aioendpoints.auth`).
+GROUP_CHECK_KEY: Final = request_key("aioendpoints.group_check")
