@@ -1,0 +1,176 @@
+"""Expiry and refresh: a connection asks for a new credential, or closes with 4401."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from aiohttp import WSMsgType, web
+
+import aioendpoints
+from aioendpoints import WebSocket, WebSocketRoutes
+from aioendpoints.auth import CREDENTIAL_EXPIRED, Principal, QueryToken, TokenAuth
+
+KEY = "refresh-test-key-0123456789abcdef"
+#: Seconds before expiry that the server asks; seconds after expiry that it still waits.
+AHEAD, GRACE = 1.0, 1.0
+
+
+def token_for(subject: str, lifetime: float, *, key: str = KEY) -> str:
+    return jwt.encode({"sub": subject, "exp": time.time() + lifetime}, key, algorithm="HS256")
+
+
+def verify(token: str) -> Principal | None:
+    try:
+        claims = jwt.decode(token, KEY, algorithms=["HS256"])
+    except jwt.InvalidTokenError:
+        return None
+    return Principal(claims["sub"], expires_at=claims["exp"])
+
+
+def refresh_app(received: list[Any]) -> web.Application:
+    """An echo route behind a JWT in the query; ``received`` records what the view got."""
+    routes = WebSocketRoutes()
+    auth = TokenAuth(verify, QueryToken(), refresh_ahead=AHEAD, refresh_grace=GRACE)
+
+    @routes.websocket_route("/echo", authenticate=auth, caught_close_codes="all")
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        async for message in ws:
+            received.append(message)
+            await ws.send(f"{ws.principal.id}: {message}")
+
+    app = web.Application()
+    aioendpoints.setup(app)
+    app.add_routes(routes)
+    return app
+
+
+@asynccontextmanager
+async def under_app_runner(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` the production way (a handler is not cancelled when its peer leaves)."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def under_test_server(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` under pytest-aiohttp's test server (it cancels handlers)."""
+    from aiohttp.test_utils import TestServer
+
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield str(server.make_url("")).rstrip("/")
+
+
+SERVERS = {"app_runner": under_app_runner, "test_server": under_test_server}
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def serve(request: pytest.FixtureRequest) -> Callable[[web.Application], Any]:
+    return SERVERS[request.param]
+
+
+async def next_message(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
+    return await asyncio.wait_for(ws.receive(), timeout=15)
+
+
+async def test_refresh_accepted_and_the_connection_lives_on(
+    serve: Callable[[web.Application], Any],
+) -> None:
+    """Refresh asked before expiry, answered, acknowledged: open long after the old expiry."""
+    received: list[Any] = []
+    expires_at = time.time() + AHEAD + 0.5
+    first = jwt.encode({"sub": "alice", "exp": expires_at}, KEY, algorithm="HS256")
+    async with serve(refresh_app(received)) as base, aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{base}/echo?access_token={first}")
+        asking = json.loads((await next_message(ws)).data)
+        assert asking == {"aioendpoints": "refresh", "expires_at": pytest.approx(expires_at)}
+        assert time.time() < expires_at
+        await ws.send_json({"aioendpoints": "refresh", "token": token_for("alice", 3600)})
+        answer = json.loads((await next_message(ws)).data)
+        assert answer["aioendpoints"] == "refreshed"
+        assert answer["expires_at"] > expires_at + 3000
+        # Past the old expiry and its grace period, the connection still serves.
+        await asyncio.sleep(max(expires_at + GRACE + 0.3 - time.time(), 0))
+        await ws.send_str("still here")
+        assert (await next_message(ws)).data == "alice: still here"
+        await ws.close()
+    assert received == ["still here"]  # The view never saw a refresh message.
+
+
+async def test_no_refresh_closes_with_4401_at_the_end_of_the_grace_period(
+    serve: Callable[[web.Application], Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without an answer, the server closes with 4401 "Credential expired" after the grace."""
+    received: list[Any] = []
+    expires_at = time.time() + AHEAD + 0.5
+    token = jwt.encode({"sub": "alice", "exp": expires_at}, KEY, algorithm="HS256")
+    async with serve(refresh_app(received)) as base, aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{base}/echo?access_token={token}")
+        asking = json.loads((await next_message(ws)).data)
+        assert asking["aioendpoints"] == "refresh"
+        closing = await next_message(ws)
+        closed_at = time.time()
+        assert (closing.type, closing.data, closing.extra) == (WSMsgType.CLOSE, *CREDENTIAL_EXPIRED)
+        assert CREDENTIAL_EXPIRED == (4401, "Credential expired")
+        # Timers never fire early: it was not closed before the grace period ended.
+        assert closed_at >= expires_at + GRACE - 0.05
+    assert received == []
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize(
+    ("new_token", "code"),
+    [
+        (lambda: token_for("alice", 3600, key="forged-key-0123456789abcdef01234"), 4401),
+        (lambda: token_for("alice", -10), 4401),
+        (lambda: "", 4401),
+        (lambda: token_for("mallory", 3600), 4403),
+    ],
+    ids=["forged", "expired", "empty", "another-principal"],
+)
+async def test_a_refused_refresh_closes_at_once(
+    serve: Callable[[web.Application], Any], new_token: Callable[[], str], code: int
+) -> None:
+    """A forged, expired or empty token closes with 4401; another principal's with 4403."""
+    received: list[Any] = []
+    token = token_for("alice", AHEAD + 30)
+    async with serve(refresh_app(received)) as base, aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{base}/echo?access_token={token}")
+        await ws.send_json({"aioendpoints": "refresh", "token": new_token()})
+        closing = await next_message(ws)
+        assert (closing.type, closing.data) == (WSMsgType.CLOSE, code)
+    assert received == []
+
+
+async def test_principal_without_expiry_gets_no_refresh(aiohttp_client: Any) -> None:
+    """A principal without expires_at is never asked; its refresh-looking text reaches the view."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/echo", authenticate=lambda request: "alice")
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send(await ws.receive())
+
+    app = web.Application()
+    aioendpoints.setup(app)
+    app.add_routes(routes)
+    client = await aiohttp_client(app)
+    async with client.ws_connect("/echo") as ws:
+        text = '{"aioendpoints": "refresh", "token": "x"}'
+        await ws.send_str(text)
+        assert await ws.receive_str() == text
