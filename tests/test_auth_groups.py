@@ -74,7 +74,7 @@ async def test_unhandled_refusal_closes_with_1008(
 
     @routes.websocket_route("/staff", authenticate=by_user, group_permission=staff_only)
     class Staff(WebSocketEndpoint):
-        groups = ["staff"]
+        groups = ("staff",)
 
     app = web.Application()
     aioendpoints.setup(app)
