@@ -72,8 +72,9 @@ class WebSocketOptions(TypedDict, total=False):
 
     Timeouts
 
-    * ``heartbeat``: seconds between pings; a peer that does not answer within half of it
-      is closed. Default 20; ``None`` turns pings off.
+    * ``heartbeat``: seconds between pings of an idle connection; anything the peer sends
+      counts as an answer, and a peer silent for 1 to 1.5 times this is dropped (1006).
+      Default 20; ``None`` turns pings off.
     * ``receive_timeout``: seconds ``receive()`` waits before :class:`TimeoutError`.
     * ``idle_timeout``: seconds a ``receive()`` waits before the connection is closed
       with 1001 "Idle timeout". Default ``None`` (no idle timeout).

@@ -21,6 +21,7 @@ from .exceptions import (
     WebSocketDisconnect,
     WebSocketStateError,
 )
+from .keepalive import Keepalive, can_watch, watch
 from .limits import (
     AUTH_TIMEOUT_CLOSE,
     IDLE_TIMEOUT_CLOSE,
@@ -97,6 +98,7 @@ class WebSocket:
         "_codec",
         "_dumps",
         "_groups",
+        "_keepalive",
         "_loads",
         "_options",
         "_phase",
@@ -147,6 +149,7 @@ class WebSocket:
         self._rate_limit: TokenBucket | None = None
         self._send_guard: SendGuard | None = None
         self._auth_timer: asyncio.TimerHandle | None = None
+        self._keepalive: Keepalive | None = None
         #: Whether this side closed first, so the view's WebSocketDisconnect is expected.
         self._closed_here = False
         self._groups: tuple[str, ...] = ()  # joined groups; see aioendpoints.broadcast
@@ -314,9 +317,12 @@ class WebSocket:
                 "without a subprotocol"
             )
         options = self._options
+        heartbeat = options.heartbeat
+        # Our keepalive, where it can watch the transport; aiohttp's heartbeat otherwise.
+        keepalive = heartbeat is not None and can_watch(self.request)
         response = web.WebSocketResponse(
             protocols=(subprotocol,) if subprotocol else options.protocols,
-            heartbeat=options.heartbeat,
+            heartbeat=None if keepalive else heartbeat,
             receive_timeout=options.receive_timeout or options.idle_timeout,
             max_msg_size=options.max_msg_size,
             compress=options.compress,
@@ -331,6 +337,9 @@ class WebSocket:
         await response.prepare(self.request)
         self.response = response
         self._phase = _OPEN
+        if keepalive:
+            assert heartbeat is not None
+            self._keepalive = watch(self.request, heartbeat)
         if self._registry is not None:
             self._registry.add(self)
         self._start_limits()
@@ -805,6 +814,9 @@ class WebSocket:
             self._close_reason = reason
             # Release the connection now rather than when the deadline would have passed.
             self.authenticated()
+            # No pings after a close frame.
+            if self._keepalive is not None:
+                self._keepalive.stop()
 
     def _abort(self) -> None:
         """Mark the connection as dropped (1006) and drop the transport."""

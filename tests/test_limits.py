@@ -66,14 +66,14 @@ def test_defaults_are_the_documented_ones() -> None:
 
 
 async def test_heartbeat_closes_a_peer_that_ignores_pings(aiohttp_client: Any) -> None:
-    """A peer that never answers pings is dropped within 1.5 heartbeat intervals."""
+    """A peer that never answers pings is dropped with 1006.
+
+    The bound (1.5 intervals of silence) is checked without a clock in test_keepalive.py.
+    """
     ended = Ended()
     client = await aiohttp_client(endpoint_app(ended, heartbeat=0.4))
     ws = await client.ws_connect("/ws", autoping=False)
-    connected = time.monotonic()
     assert await ended.first() == 1006
-    # 1.5 intervals, and some slack for a loaded machine.
-    assert ended.times[0] - connected < 0.4 * 1.5 + 0.3
     await ws.close()
 
 
