@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from types import SimpleNamespace, TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
@@ -13,7 +14,7 @@ from aiohttp import WebSocketError, WSMessage, WSMsgType, hdrs, web
 from multidict import CIMultiDictProxy, MultiMapping
 from yarl import URL
 
-from .broadcast.groups import broadcast_for
+from .broadcast.groups import broadcast_of
 from .close_codes import CloseCode, is_sendable_close_code
 from .exceptions import (
     InvalidData,
@@ -759,21 +760,36 @@ class WebSocket:
 
         The connection leaves all its groups when it ends, however it ends.
         """
-        await broadcast_for(self).join(self, group)
+        await broadcast_of(self).join(self, group)
 
     async def leave(self, group: str) -> None:
         """Leave ``group``; leaving a group this connection is not in does nothing."""
-        await broadcast_for(self).leave(self, group)
+        await broadcast_of(self).leave(self, group)
 
-    async def publish(self, group: str, message: Message, *, exclude_self: bool = False) -> None:
+    async def publish(
+        self,
+        group: str,
+        message: Message,
+        *,
+        exclude: WebSocket | None = None,
+        exclude_self: bool | None = None,
+    ) -> None:
         """Send ``message`` to every member of ``group``, in every process.
 
         ``dict``/``list`` go as JSON text, ``str`` as text, bytes as binary. This connection
-        gets it too when it is a member, unless ``exclude_self`` is true.
+        gets it too when it is a member; ``exclude=ws`` leaves it out (``exclude`` is a
+        connection that does not get it, as in :func:`aioendpoints.publish`).
+        ``exclude_self=True`` is the deprecated spelling of ``exclude=ws``.
         """
-        await broadcast_for(self).publish(
-            group, message, exclude=self if exclude_self else None, publisher=self
-        )
+        if exclude_self is not None:
+            warnings.warn(
+                "ws.publish(..., exclude_self=True) is deprecated: write exclude=ws",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if exclude_self:
+                exclude = self
+        await broadcast_of(self).publish(group, message, exclude=exclude, publisher=self)
 
     # Closing -----------------------------------------------------------------------------
 

@@ -310,27 +310,32 @@ def install(app: web.Application, broadcast: str | Broadcast) -> Broadcast:
     return hub
 
 
-def broadcast_of(app: web.Application) -> Broadcast:
-    """The application's :class:`Broadcast`; :func:`aioendpoints.setup` must have run."""
-    hub = app.get(BROADCAST_KEY)
-    if hub is None:
-        raise RuntimeError(f"{app!r} has no groups: call aioendpoints.setup(app) before using them")
-    return hub
+def broadcast_of(owner: web.Application | WebSocket) -> Broadcast:
+    """The :class:`Broadcast` of an application, or of the one serving a connection.
 
-
-def broadcast_for(websocket: WebSocket) -> Broadcast:
-    """The :class:`Broadcast` of the application serving ``websocket`` (or its parents)."""
-    hub = websocket.request.config_dict.get(BROADCAST_KEY)
+    For a connection, the application's parents are searched too (sub-applications).
+    :func:`aioendpoints.setup` must have run.
+    """
+    if isinstance(owner, web.Application):
+        hub = owner.get(BROADCAST_KEY)
+    else:
+        hub = owner.request.config_dict.get(BROADCAST_KEY)
     if hub is None:
         raise RuntimeError(
-            "this WebSocket's application has no groups: call aioendpoints.setup(app) first"
+            f"{owner!r} has no groups: call aioendpoints.setup(app) before using them"
         )
     return hub
 
 
-async def publish(app: web.Application, group: str, message: Message) -> None:
-    """Send ``message`` to every member of ``group``, from anywhere that has the app."""
-    await broadcast_of(app).publish(group, message)
+async def publish(
+    app: web.Application, group: str, message: Message, *, exclude: WebSocket | None = None
+) -> None:
+    """Send ``message`` to every member of ``group``, from anywhere that has the app.
+
+    ``exclude`` is a connection that does not get it, as in :meth:`Broadcast.publish`
+    and :meth:`WebSocket.publish <aioendpoints.WebSocket.publish>`.
+    """
+    await broadcast_of(app).publish(group, message, exclude=exclude)
 
 
 def group_members(app: web.Application, group: str) -> frozenset[WebSocket]:

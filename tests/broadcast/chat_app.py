@@ -43,7 +43,7 @@ class Chat(WebSocketEndpoint):
             await ws.send({"left": data["leave"]})
         elif "publish" in data:
             await ws.publish(
-                data["group"], data["publish"], exclude_self=data.get("exclude_self", False)
+                data["group"], data["publish"], exclude=ws if data.get("exclude_self") else None
             )
 
 
