@@ -107,6 +107,7 @@ class WebSocketOptions(TypedDict, total=False):
     * ``request_id``: the field of a request whose value its reply repeats. Default ``"id"``.
     * ``discriminator``: the field that tells pydantic models apart. Default ``"type"``
       (msgspec Structs name theirs with ``tag_field``, ``"type"`` by default too).
+
     Authentication (see :mod:`aioendpoints.auth`)
 
     * ``authenticate``: a check ``(request) -> principal`` run before the upgrade; it
