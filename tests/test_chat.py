@@ -5,17 +5,25 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from aiohttp import web
+import itsdangerous
+import pytest
+from aiohttp import WSServerHandshakeError, web
 
 from aioendpoints.testing import WebSocketConnect, WebSocketTestClient
 from examples.chat import init_app
+from examples.chat.login import COOKIE, SIGNER_KEY
+
+
+def logged_in(app: web.Application, name: str) -> dict[str, str]:
+    """Handshake headers with ``name``'s login cookie, as ``/login`` signs it."""
+    return {"Cookie": f"{COOKIE}={app[SIGNER_KEY].dumps(name)}"}
 
 
 async def join(
     websocket_connect: WebSocketConnect, app: web.Application, name: str, room: str = "lobby"
 ) -> WebSocketTestClient:
     """Join ``room`` as ``name`` and read the three messages every join produces."""
-    ws = await websocket_connect(app, f"/ws/rooms/{room}?name={name}")
+    ws = await websocket_connect(app, f"/ws/rooms/{room}", headers=logged_in(app, name))
     await receive_type(ws, "welcome")
     await receive_type(ws, "present")
     await receive_type(ws, "joined")
@@ -36,7 +44,8 @@ def names(present: dict[str, Any]) -> list[str]:
 
 async def test_a_new_member_learns_its_ids(websocket_connect: WebSocketConnect) -> None:
     """The first message gives the member its own id and its server's id."""
-    ws = await websocket_connect(init_app(), "/ws/rooms/lobby?name=Ada")
+    app = init_app()
+    ws = await websocket_connect(app, "/ws/rooms/lobby", headers=logged_in(app, "Ada"))
     welcome = await receive_type(ws, "welcome")
     assert re.fullmatch("[0-9a-f]{32}", welcome["id"])
     assert re.fullmatch("[0-9a-f]{32}", welcome["server"])
@@ -48,7 +57,7 @@ async def test_a_new_member_gets_the_members_here(websocket_connect: WebSocketCo
     app = init_app()
     await join(websocket_connect, app, "Bob")
     await join(websocket_connect, app, "ada")
-    cy = await websocket_connect(app, "/ws/rooms/lobby?name=Cy")
+    cy = await websocket_connect(app, "/ws/rooms/lobby", headers=logged_in(app, "Cy"))
     cy_id = (await receive_type(cy, "welcome"))["id"]
     present = await receive_type(cy, "present")
     assert names(present) == ["ada", "Bob", "Cy"]
@@ -59,7 +68,7 @@ async def test_joining_is_announced_to_the_room(websocket_connect: WebSocketConn
     """Everyone in the room, the newcomer included, learns its id, name and server."""
     app = init_app()
     ada = await join(websocket_connect, app, "Ada")
-    bob = await websocket_connect(app, "/ws/rooms/lobby?name=Bob")
+    bob = await websocket_connect(app, "/ws/rooms/lobby", headers=logged_in(app, "Bob"))
     welcome = await receive_type(bob, "welcome")
     await receive_type(bob, "present")
     for ws in (ada, bob):
@@ -148,10 +157,60 @@ async def test_a_binary_frame_closes_with_1003(websocket_connect: WebSocketConne
     assert code == 1003
 
 
-async def test_a_missing_name_closes_with_1008(websocket_connect: WebSocketConnect) -> None:
-    """Joining without a name closes with 1008 and a reason the page can show."""
-    ws = await websocket_connect(init_app(), "/ws/rooms/lobby?name=%20")
-    await ws.expect_close(1008, "pick a name")
+async def test_a_blank_name_cannot_log_in(aiohttp_client: Any) -> None:
+    """/login refuses a blank name with 400 and a reason the page can show; no cookie."""
+    client = await aiohttp_client(init_app())
+    response = await client.post("/login", data={"name": " "})
+    assert (response.status, await response.text()) == (400, "pick a name")
+    assert COOKIE not in response.cookies
+
+
+async def test_login_sets_a_signed_cookie_that_the_room_takes(aiohttp_client: Any) -> None:
+    """/login's cookie is HttpOnly and SameSite=Strict, and joins the room under its name."""
+    client = await aiohttp_client(init_app())
+    response = await client.post("/login", data={"name": " Ada "})
+    assert await response.json() == {"name": "Ada"}
+    cookie = response.cookies[COOKIE]
+    assert (cookie["httponly"], cookie["samesite"]) == (True, "Strict")
+    headers = {"Cookie": f"{COOKIE}={cookie.value}"}
+    # A name in the query string is not taken: the cookie's is.
+    async with client.ws_connect("/ws/rooms/lobby?name=Mallory", headers=headers) as ws:
+        await ws.receive_json()  # welcome
+        present = await ws.receive_json()
+        assert names(present) == ["Ada"]
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        None,
+        "not-a-signed-value",
+        itsdangerous.URLSafeTimedSerializer("another key", salt="chat-login").dumps("Ada"),
+    ],
+    ids=["missing", "malformed", "forged"],
+)
+async def test_without_a_valid_login_the_room_answers_401(
+    aiohttp_client: Any, cookie: str | None
+) -> None:
+    """No login cookie, or one the server did not sign: HTTP 401 before the upgrade."""
+    client = await aiohttp_client(init_app())
+    headers = {} if cookie is None else {"Cookie": f"{COOKIE}={cookie}"}
+    with pytest.raises(WSServerHandshakeError) as refusal:
+        await client.ws_connect("/ws/rooms/lobby?name=Ada", headers=headers)
+    assert refusal.value.status == 401
+
+
+async def test_a_tampered_login_is_refused(aiohttp_client: Any) -> None:
+    """Changing the name in a signed cookie breaks its signature: 401."""
+    app = init_app()
+    client = await aiohttp_client(app)
+    signed = app[SIGNER_KEY].dumps("Bob")
+    signature = signed.partition(".")[2]
+    tampered = app[SIGNER_KEY].dumps("Eve").partition(".")[0] + "." + signature
+    assert tampered != signed
+    with pytest.raises(WSServerHandshakeError) as refusal:
+        await client.ws_connect("/ws/rooms/lobby", headers={"Cookie": f"{COOKIE}={tampered}"})
+    assert refusal.value.status == 401
 
 
 async def test_an_invalid_room_name_is_not_found(aiohttp_client: Any) -> None:

@@ -17,9 +17,11 @@ from aiohttp import web
 
 from aioendpoints.testing import WebSocketConnect, WebSocketTestClient
 from examples.chat import init_app
+from examples.chat.login import COOKIE
 from tests.chat_server import ChatServer, free_port, server_errors
 from tests.conftest import require_redis_server
 from tests.redis_server import RedisServer
+from tests.test_chat import logged_in
 
 #: How long a test waits for a message it expects.
 RECEIVE_TIMEOUT = 10.0
@@ -65,7 +67,11 @@ async def connect(
     session: aiohttp.ClientSession, base: str, room: str, name: str
 ) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, Any]]:
     """Join ``room`` on the server at ``base``; return the socket and its ``welcome``."""
-    ws = await session.ws_connect(f"{base}/ws/rooms/{room}?name={name}")
+    login = await session.post(f"{base}/login", data={"name": name})
+    cookie = login.cookies[COOKIE].value
+    ws = await session.ws_connect(
+        f"{base}/ws/rooms/{room}", headers={"Cookie": f"{COOKIE}={cookie}"}
+    )
     welcome = await receive(ws, "welcome")
     return ws, welcome
 
@@ -141,7 +147,7 @@ async def chat_with_stopped_redis(
     try:
         monkeypatch.setenv("CHAT_REDIS_URL", redis.url)
         app = init_app()
-        ada = await websocket_connect(app, "/ws/rooms/lobby?name=Ada")
+        ada = await websocket_connect(app, "/ws/rooms/lobby", headers=logged_in(app, "Ada"))
         for kind in ("welcome", "present", "joined"):
             assert (await ada.receive_json())["type"] == kind
         redis.kill()
@@ -165,6 +171,6 @@ async def test_joining_while_redis_is_down_closes_with_1013(
 ) -> None:
     """A newcomer is closed with 1013 (try again later), which the page retries."""
     app, _ = chat_with_stopped_redis
-    bob = await websocket_connect(app, "/ws/rooms/lobby?name=Bob")
+    bob = await websocket_connect(app, "/ws/rooms/lobby", headers=logged_in(app, "Bob"))
     assert (await bob.receive_json())["type"] == "welcome"
     await bob.expect_close(1013, "the chat is unavailable")

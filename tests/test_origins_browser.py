@@ -9,7 +9,7 @@ from aiohttp import web
 from aioendpoints import WebSocket, WebSocketRoutes
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser
+    from playwright.async_api import Browser, BrowserContext
 
 #: Opens a WebSocket from the page, sends "hi" and reports the echo or the close code.
 OPEN_WEBSOCKET = """
@@ -49,7 +49,8 @@ def websocket_app(handshakes: list[dict[str, str]], **route_options: Any) -> web
     return app
 
 
-async def open_from(browser: Browser, page_url: str, websocket_url: str) -> str:
+async def open_from(browser: Browser | BrowserContext, page_url: str, websocket_url: str) -> str:
+    """Open ``page_url`` in a new page, and from it a WebSocket; the echo or the close code."""
     page = await browser.new_page()
     try:
         await page.goto(page_url)

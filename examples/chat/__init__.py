@@ -12,6 +12,15 @@ and every process started with the same Redis shares the rooms::
 
 It also serves the Bocadillo guide's echo at ``/echo``.
 
+Logging in
+----------
+The page first posts the member's name to ``/login``, which checks it and answers with a
+signed ``chat_login`` cookie (itsdangerous; see :mod:`examples.chat.login`). The rooms'
+route authenticates with that cookie before the upgrade, so the server never takes a
+name from what the page sends over the socket, and a handshake without a valid cookie
+gets HTTP 401. The page logs in again before each (re)connection, so a restarted server
+with a new key takes it back.
+
 Who is in a room
 ----------------
 :func:`aioendpoints.group_members` knows only this process's members, and the members in
@@ -47,6 +56,7 @@ import aioendpoints
 from aioendpoints import WebSocketRoutes
 from examples.echo import echo
 
+from .login import SIGNER_KEY, authenticate, log_in, signer
 from .messages import ROOM_PATTERN, new_id
 from .room import SERVER_ID_KEY, ChatRoom
 
@@ -59,8 +69,14 @@ STATIC = Path(__file__).parent / "static"
 routes = WebSocketRoutes()
 routes.add_websocket_route("/echo", echo)
 # A member may vanish at any moment, even while joining (a closed tab, a lost network):
-# that is the chat's normal life, not worth a warning in the server's log.
-routes.add_websocket_route(f"/ws/rooms/{{room:{ROOM_PATTERN}}}", ChatRoom, caught_close_codes="all")
+# that is the chat's normal life, not worth a warning in the server's log. Only members
+# with a login cookie get in (HTTP 401 before the upgrade otherwise).
+routes.add_websocket_route(
+    f"/ws/rooms/{{room:{ROOM_PATTERN}}}",
+    ChatRoom,
+    caught_close_codes="all",
+    authenticate=authenticate,
+)
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -73,7 +89,9 @@ def init_app(argv: list[str] | None = None) -> web.Application:
     app = web.Application()
     aioendpoints.setup(app, broadcast=os.environ.get(REDIS_URL_ENV) or "memory://")
     app[SERVER_ID_KEY] = new_id()
+    app[SIGNER_KEY] = signer()
     app.router.add_get("/", index)
+    app.router.add_post("/login", log_in)
     app.router.add_static("/static/", STATIC)
     app.add_routes(routes)
     return app

@@ -38,7 +38,7 @@ def member_group(member_id: str) -> str:
 
 
 class ChatRoom(WebSocketEndpoint):
-    """``/ws/rooms/{room}?name=...``: join the room under a name and chat.
+    """``/ws/rooms/{room}``: join the room under the name of the login cookie, and chat.
 
     Invalid JSON closes the connection with 1007 and a binary frame with 1003 (both done
     by aioendpoints); a well-formed message the chat does not understand gets an
@@ -48,13 +48,9 @@ class ChatRoom(WebSocketEndpoint):
     encoding = "json"
 
     async def on_connect(self, ws: WebSocket) -> None:
-        """Accept, check the name, join the room, list its members here and tell everyone."""
+        """Accept, join the room, list its members here and tell everyone."""
         await ws.accept()
-        try:
-            name = messages.check_name(ws.query_params.get("name", ""))
-        except messages.InvalidMessage as problem:
-            # Accepted first, so that the browser gets the reason with the close code.
-            raise WebSocketClose(CloseCode.POLICY_VIOLATION, str(problem)) from None
+        name: str = ws.principal  # checked at login, signed in the cookie
         ws.state.id = member_id = messages.new_id()
         ws.state.name = name
         ws.state.room = room = room_group(ws.path_params["room"])

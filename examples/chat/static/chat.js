@@ -7,7 +7,7 @@
 
 const FIRST_RETRY_MS = 500;
 const MAX_RETRY_MS = 15000;
-// 1008 means the server refused what we sent (a bad name): retrying would not help.
+// 1008 means the server refused what we sent: retrying would not help.
 const DO_NOT_RETRY = new Set([1008]);
 
 const $ = (id) => document.getElementById(id);
@@ -32,10 +32,30 @@ function showStatus(state, text) {
 }
 
 function roomUrl() {
-  // Same origin as the page, so the server's origin check lets it in.
+  // Same origin as the page, so the server's origin check lets it in; the browser sends
+  // the login cookie with the handshake.
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const query = new URLSearchParams({ name });
-  return `${scheme}//${location.host}/ws/rooms/${encodeURIComponent(room)}?${query}`;
+  return `${scheme}//${location.host}/ws/rooms/${encodeURIComponent(room)}`;
+}
+
+// Ask the server for a login cookie for our name. Resolves to null when logged in, to
+// the server's reason when it refuses the name; throws when the server is unreachable.
+async function logIn() {
+  const response = await fetch("/login", {
+    method: "POST",
+    body: new URLSearchParams({ name }),
+    credentials: "same-origin",
+  });
+  if (response.ok) return null;
+  if (response.status === 400) return await response.text();
+  throw new Error(`login answered ${response.status}`);
+}
+
+function refuse(reason) {
+  showStatus("failed", `The server refused to connect: ${reason}`);
+  $("join").hidden = false;
+  $("chat").hidden = true;
+  hasConnected = false;
 }
 
 function addLine(className, ...parts) {
@@ -113,12 +133,22 @@ function receive(event) {
   }
 }
 
-function connect() {
+async function connect() {
   retryTimer = null;
   showStatus(
     hasConnected ? "reconnecting" : "connecting",
     hasConnected ? `Reconnecting to ${room} (attempt ${failedAttempts + 1})…` : `Connecting to ${room}…`,
   );
+  try {
+    const refusal = await logIn();
+    if (refusal !== null) {
+      refuse(refusal);
+      return;
+    }
+  } catch {
+    scheduleReconnect({ why: "no answer from the server" });
+    return;
+  }
   socket = new WebSocket(roomUrl());
   socket.addEventListener("open", () => {
     const reconnected = hasConnected;
@@ -137,10 +167,7 @@ function connect() {
     $("send-button").disabled = true;
     socket = null;
     if (DO_NOT_RETRY.has(event.code)) {
-      showStatus("failed", `The server refused to connect: ${event.reason || event.code}`);
-      $("join").hidden = false;
-      $("chat").hidden = true;
-      hasConnected = false;
+      refuse(event.reason || event.code);
       return;
     }
     scheduleReconnect(event);
@@ -153,7 +180,7 @@ function scheduleReconnect(event) {
   const backOff = Math.min(FIRST_RETRY_MS * 2 ** failedAttempts, MAX_RETRY_MS);
   const delay = Math.round(backOff * (0.8 + Math.random() * 0.4));
   failedAttempts += 1;
-  const why = event.code === 1001 ? "the server is restarting" : `code ${event.code}`;
+  const why = event.code === 1001 ? "the server is restarting" : event.why ?? `code ${event.code}`;
   if (hasConnected && failedAttempts === 1) {
     addLine("notice", ["text", `Connection lost (${why}).`]);
   }
