@@ -143,7 +143,6 @@ async def _serve(
                 "WebSocket view %s ended by a disconnect with code %d (not in caught_close_codes)",
                 _name(view),
                 disconnect.code,
-                exc_info=True,
             )
     except WebSocketClose as close:
         mapped = websocket._options.close_for(close)

@@ -24,6 +24,9 @@ __all__ = [
     "RateLimit",
     "SendGuard",
     "TokenBucket",
+    "abort_later",
+    "drop_transport",
+    "room_for",
 ]
 
 #: Seconds between pings; a peer that has not answered within half of it more is closed.
@@ -68,22 +71,25 @@ class TokenBucket:
 class SendGuard:
     """Bounds a connection's outgoing buffer, and how long a send may wait for the reader.
 
-    Sends that cannot fill the buffer up to its limit cannot block, and go straight
+    Sends that leave the buffer below its low-water mark cannot block, and go straight
     through; only the others are timed, so a fast reader costs one size check per send.
     """
 
-    __slots__ = ("_headroom", "_timeout", "_transport")
+    __slots__ = ("_room", "_timeout", "_transport")
 
     def __init__(self, transport: asyncio.Transport, limit: int, timeout: float) -> None:
         transport.set_write_buffer_limits(high=limit, low=limit // 4)
         self._transport = transport
-        # A frame header and deflate's worst case add a little to the payload.
-        self._headroom = limit - 1024
+        # Once a slow reader has filled the buffer, aiohttp's writer stays paused until it
+        # is back under the low-water mark, not merely under the limit: only below that
+        # mark is a send sure not to wait. A frame header and deflate's worst case add a
+        # little to the payload.
+        self._room = max(limit // 4 - 1024, 0)
         self._timeout = timeout
 
     def fits(self, size: int) -> bool:
         """Tell whether a payload of ``size`` bytes can be sent without waiting for the reader."""
-        return self._transport.get_write_buffer_size() + size < self._headroom
+        return self._transport.get_write_buffer_size() + size < self._room
 
     async def send(self, sending: Awaitable[None]) -> bool:
         """Await ``sending``; false when the reader did not make room within the timeout."""
@@ -94,18 +100,38 @@ class SendGuard:
             return False
         return True
 
-    def drop(self, code: int, reason: bytes, grace: float) -> None:
-        """Queue a close frame behind the unread data, and drop the connection after ``grace``.
 
-        aiohttp's own close would wait for room in the buffer, which a slow reader does not
-        make; a reader that catches up within ``grace`` still gets the close frame.
-        """
-        transport = self._transport
-        if transport.is_closing():
-            return
-        payload = struct.pack("!H", code) + reason
-        transport.write(struct.pack("!BB", 0x88, len(payload)) + payload)
-        transport.close()
+def room_for(transport: asyncio.Transport, size: int) -> bool:
+    """Tell whether ``size`` more bytes leave ``transport``'s buffer under its low-water mark.
+
+    Below that mark aiohttp's writer is not paused, so a write of that size cannot wait.
+    """
+    low, _ = transport.get_write_buffer_limits()
+    return transport.get_write_buffer_size() + size <= low
+
+
+def drop_transport(transport: asyncio.Transport, code: int, reason: bytes, grace: float) -> None:
+    """Queue a close frame behind the unread data, and drop the connection after ``grace``.
+
+    aiohttp's own close would wait for room in the buffer, which a slow reader does not
+    make; a reader that catches up within ``grace`` still gets the close frame.
+    """
+    if transport.is_closing():
+        abort_later(transport, grace)
+        return
+    payload = struct.pack("!H", code) + reason
+    transport.write(struct.pack("!BB", 0x88, len(payload)) + payload)
+    transport.close()
+    abort_later(transport, grace)
+
+
+def abort_later(transport: asyncio.Transport, grace: float) -> None:
+    """Abort ``transport`` after ``grace`` seconds unless it has closed by then.
+
+    A closing transport waits for its buffer to be flushed; a peer that reads nothing
+    would keep its socket open forever.
+    """
+    if transport.get_write_buffer_size():
         asyncio.get_running_loop().call_later(grace, transport.abort)
 
 

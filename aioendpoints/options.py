@@ -206,8 +206,15 @@ class RouteOptions:
         return cls(**settings)
 
     def catches(self, code: int) -> bool:
-        """Tell whether a disconnect with ``code`` ends a view normally."""
-        return self.caught_close_codes is None or code in self.caught_close_codes
+        """Tell whether a disconnect with ``code`` ends a view normally.
+
+        A peer that vanished (1006) always does: that is an ordinary end, not a fault.
+        """
+        return (
+            self.caught_close_codes is None
+            or code in self.caught_close_codes
+            or code == CloseCode.ABNORMAL_CLOSURE
+        )
 
     def close_for(self, error: BaseException) -> tuple[int, str] | None:
         """The close code and reason ``close_codes`` maps ``error`` to, or ``None``."""

@@ -114,7 +114,9 @@ def convert_params(
                 continue
             try:
                 params[name] = converter(raw)
-            except (TypeError, ValueError):
+            except Exception:
+                # Whatever the converter raises (decimal.InvalidOperation is no ValueError):
+                # the client sent a bad URL, not a server fault.
                 raise web.HTTPBadRequest(
                     text=f"Invalid route parameter {name!r}: {raw!r} is not a valid "
                     f"{getattr(converter, '__name__', 'value').removeprefix('_to_')}"

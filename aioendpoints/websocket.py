@@ -30,6 +30,8 @@ from .limits import (
     SEND_TIMEOUT_CLOSE,
     SendGuard,
     TokenBucket,
+    drop_transport,
+    room_for,
 )
 from .options import RouteOptions, ValueType, check_value_type
 from .policy import peer_close_reply
@@ -52,6 +54,8 @@ _CONNECTING, _OPEN, _CLOSED = 0, 1, 2
 _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
 _CLOSE = WSMsgType.CLOSE
+_PING = WSMsgType.PING
+_PONG = WSMsgType.PONG
 _FRAME_NAMES = {_TEXT: "text", _BINARY: "binary"}
 _MAX_REASON_BYTES = 123  # RFC 6455 §5.5: control frame payloads are at most 125 bytes.
 
@@ -99,6 +103,7 @@ class WebSocket:
         "_codec",
         "_dumps",
         "_groups",
+        "_idle_deadline",
         "_keepalive",
         "_loads",
         "_options",
@@ -151,6 +156,8 @@ class WebSocket:
         self._send_guard: SendGuard | None = None
         self._auth_timer: asyncio.TimerHandle | None = None
         self._keepalive: Keepalive | None = None
+        # When the pending receive() gives up for idle_timeout; control frames do not move it.
+        self._idle_deadline: float | None = None
         #: Whether this side closed first, so the view's WebSocketDisconnect is expected.
         self._closed_here = False
         self._groups: tuple[str, ...] = ()  # joined groups; see aioendpoints.broadcast
@@ -324,13 +331,16 @@ class WebSocket:
         response = web.WebSocketResponse(
             protocols=(subprotocol,) if subprotocol else options.protocols,
             heartbeat=None if keepalive else heartbeat,
-            receive_timeout=options.receive_timeout or options.idle_timeout,
+            receive_timeout=options.receive_timeout,
             max_msg_size=options.max_msg_size,
             compress=options.compress,
             timeout=options.close_timeout,
             # The peer's close frame is answered by _answer_close(), which refuses to echo
             # the codes a peer must never send.
             autoclose=False,
+            # Pings are answered by _pong(), whose write is bounded: aiohttp's waits for the
+            # reader forever, inside receive(), when a peer floods pings and reads nothing.
+            autoping=False,
             writer_limit=max(options.write_buffer_limit // 4, 1024),
         )
         if headers is not None:
@@ -399,18 +409,33 @@ class WebSocket:
         return WebSocketDisconnect(code, reason)
 
     async def _limited_receive(self) -> WSMessage:
-        """aiohttp's receive(), with the idle timeout and the rate limit of the route."""
-        assert self.response is not None
-        try:
-            message = await self.response.receive()
-        except TimeoutError:
-            if self._options.idle_timeout is None:
-                raise
-            raise await self._close_for_policy(*IDLE_TIMEOUT_CLOSE) from None
+        """aiohttp's receive(), with the idle timeout and the rate limit of the route.
+
+        The idle timeout runs from the start of a receive*() call to the next text or binary
+        message: pings and pongs received meanwhile do not restart it (liveness is the
+        heartbeat's job).
+        """
+        response = self.response
+        assert response is not None
+        idle_timeout = self._options.idle_timeout
+        if idle_timeout is None:
+            message = await response.receive()
+        else:
+            now = asyncio.get_running_loop().time()
+            deadline = self._idle_deadline
+            if deadline is None:
+                deadline = self._idle_deadline = now + idle_timeout
+            try:
+                # aiohttp reads a timeout of 0 as none at all.
+                message = await response.receive(max(deadline - now, 0.001))
+            except TimeoutError:
+                raise await self._close_for_policy(*IDLE_TIMEOUT_CLOSE) from None
         kind = message.type
-        rate_limit = self._rate_limit
-        if (kind is _TEXT or kind is _BINARY) and rate_limit is not None and not rate_limit.take():
-            raise await self._close_for_policy(*RATE_LIMIT_CLOSE)
+        if kind is _TEXT or kind is _BINARY:
+            self._idle_deadline = None
+            rate_limit = self._rate_limit
+            if rate_limit is not None and not rate_limit.take():
+                raise await self._close_for_policy(*RATE_LIMIT_CLOSE)
         return message
 
     def _guarded_send_frame(self, payload: _Payload, kind: WSMsgType) -> Awaitable[None]:
@@ -429,11 +454,24 @@ class WebSocket:
 
     async def _send_or_drop(self, guard: SendGuard, sending: Awaitable[None]) -> None:
         if not await guard.send(sending):
-            code, reason = SEND_TIMEOUT_CLOSE
-            self._set_closed(code, reason)
-            self._closed_here = True
-            guard.drop(code, _encode_reason(reason), self._options.close_timeout)
-            raise WebSocketDisconnect(code, reason)
+            raise self._drop_slow_reader()
+
+    def _send_deadline(self) -> float:
+        """Seconds a write may wait for the reader: ``send_timeout``, else ``close_timeout``."""
+        return self._options.send_timeout or self._options.close_timeout
+
+    def _drop_slow_reader(self) -> WebSocketDisconnect:
+        """Give up on a peer that does not read: queue a close frame, then drop it.
+
+        Returns the disconnect for the caller to raise.
+        """
+        code, reason = SEND_TIMEOUT_CLOSE
+        self._set_closed(code, reason)
+        self._closed_here = True
+        transport = self.request.transport
+        if transport is not None:
+            drop_transport(transport, code, _encode_reason(reason), self._options.close_timeout)
+        return WebSocketDisconnect(code, reason)
 
     def reject(
         self,
@@ -472,16 +510,16 @@ class WebSocket:
         message = await (
             self._receive_message() if timeout is None else self._receive_within(timeout)
         )
-        if message.type is self._receive_frame:
-            if self._receive_json:
-                try:
-                    return self._loads(message.data)
-                except ValueError as error:
-                    if self._codec is not None:
-                        return await self._receive_after_invalid(message.data, error)
-                    raise InvalidData(reason="invalid JSON") from error
-            return message.data
-        raise await self._receive_failure(message, self._receive_frame)
+        if message.type is not self._receive_frame:
+            message = await self._next_data(message, self._receive_frame, timeout)
+        if self._receive_json:
+            try:
+                return self._loads(message.data)
+            except ValueError as error:
+                if self._codec is not None:
+                    return await self._receive_after_invalid(message.data, error)
+                raise InvalidData(reason="invalid JSON") from error
+        return message.data
 
     async def receive_text(
         self,
@@ -493,9 +531,9 @@ class WebSocket:
         message = await (
             self._receive_message() if timeout is None else self._receive_within(timeout)
         )
-        if message.type is _TEXT:
-            return message.data  # type: ignore[no-any-return]
-        raise await self._receive_failure(message, _TEXT)
+        if message.type is not _TEXT:
+            message = await self._next_data(message, _TEXT, timeout)
+        return message.data  # type: ignore[no-any-return]
 
     async def receive_bytes(
         self,
@@ -507,9 +545,9 @@ class WebSocket:
         message = await (
             self._receive_message() if timeout is None else self._receive_within(timeout)
         )
-        if message.type is _BINARY:
-            return message.data  # type: ignore[no-any-return]
-        raise await self._receive_failure(message, _BINARY)
+        if message.type is not _BINARY:
+            message = await self._next_data(message, _BINARY, timeout)
+        return message.data  # type: ignore[no-any-return]
 
     async def receive_json(
         self,
@@ -521,14 +559,14 @@ class WebSocket:
         message = await (
             self._receive_message() if timeout is None else self._receive_within(timeout)
         )
-        if message.type is _TEXT:
-            try:
-                return self._loads(message.data)
-            except ValueError as error:
-                if self._codec is not None:
-                    return await self._receive_after_invalid(message.data, error)
-                raise InvalidData(reason="invalid JSON") from error
-        raise await self._receive_failure(message, _TEXT)
+        if message.type is not _TEXT:
+            message = await self._next_data(message, _TEXT, timeout)
+        try:
+            return self._loads(message.data)
+        except ValueError as error:
+            if self._codec is not None:
+                return await self._receive_after_invalid(message.data, error)
+            raise InvalidData(reason="invalid JSON") from error
 
     async def _receive_within(self, timeout: float) -> WSMessage:  # noqa: ASYNC109
         """The next message, or :class:`TimeoutError` after ``timeout`` seconds."""
@@ -587,9 +625,9 @@ class WebSocket:
             self._receive_message() if timeout is None else self._receive_within(timeout)
         )
         kind = message.type
-        if kind is _TEXT or kind is _BINARY:
-            return message.data  # type: ignore[no-any-return]
-        raise await self._receive_failure(message, None)
+        if kind is not _TEXT and kind is not _BINARY:
+            message = await self._next_data(message, None)
+        return message.data  # type: ignore[no-any-return]
 
     def __aiter__(self) -> WebSocket:
         return self
@@ -600,19 +638,59 @@ class WebSocket:
         if self._phase != _OPEN:
             raise self._stop_or_raise(self._not_open())
         message = await self._receive_message()
-        if message.type is self._receive_frame:
-            if self._receive_json:
-                try:
-                    return self._loads(message.data)
-                except ValueError as error:
-                    if self._codec is not None:
-                        try:
-                            return await self._receive_after_invalid(message.data, error)
-                        except WebSocketDisconnect as disconnect:
-                            raise self._stop_or_raise(disconnect) from None
-                    raise InvalidData(reason="invalid JSON") from error
-            return message.data
-        raise self._stop_or_raise(await self._receive_failure(message, self._receive_frame))
+        if message.type is not self._receive_frame:
+            try:
+                message = await self._next_data(message, self._receive_frame)
+            except WebSocketDisconnect as disconnect:
+                raise self._stop_or_raise(disconnect) from None
+        if self._receive_json:
+            try:
+                return self._loads(message.data)
+            except ValueError as error:
+                if self._codec is not None:
+                    try:
+                        return await self._receive_after_invalid(message.data, error)
+                    except WebSocketDisconnect as disconnect:
+                        raise self._stop_or_raise(disconnect) from None
+                raise InvalidData(reason="invalid JSON") from error
+        return message.data
+
+    async def _next_data(
+        self,
+        message: WSMessage,
+        expected: WSMsgType | None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the receive call's
+    ) -> WSMessage:
+        """The next message of the ``expected`` kind (text or binary for ``None``).
+
+        Called with a message that was not: answers pings and skips pongs until a data
+        frame comes, and raises what anything else means (see :meth:`_receive_failure`).
+        """
+        while True:
+            kind = message.type
+            if kind is _PING:
+                await self._pong(message.data)
+            elif kind is not _PONG:
+                if expected is None and (kind is _TEXT or kind is _BINARY):
+                    return message
+                raise await self._receive_failure(message, expected)
+            message = await (
+                self._receive_message() if timeout is None else self._receive_within(timeout)
+            )
+            if message.type is expected:
+                return message
+
+    async def _pong(self, payload: bytes) -> None:
+        """Answer a ping, within the time a send may take; a peer that reads nothing is dropped."""
+        response = self.response
+        assert response is not None
+        try:
+            async with asyncio.timeout(self._send_deadline()):
+                await response.pong(payload)
+        except TimeoutError:
+            raise self._drop_slow_reader() from None
+        except ConnectionError:
+            raise self._dropped() from None
 
     async def _receive_after_invalid(self, data: Any, error: ValueError) -> Any:
         """Answer an invalid typed message (or close with 1007), then receive the next one.
@@ -630,7 +708,7 @@ class WebSocket:
             await self.send_json(reply)
             message = await self._receive_message()
             if message.type is not _TEXT:
-                raise await self._receive_failure(message, _TEXT)
+                message = await self._next_data(message, _TEXT)
             data = message.data
             try:
                 return self._loads(data)
@@ -638,18 +716,20 @@ class WebSocket:
                 error = next_error
 
     async def _answer_close(self, code: int, reason: str) -> None:
-        """Answer the peer's close frame: echo its code, or fail with 1002 if it is invalid."""
+        """Answer the peer's close frame: echo its code and reason, or fail with 1002."""
         reply = peer_close_reply(code)
-        if reply == CloseCode.PROTOCOL_ERROR:
+        if code == 0:  # a close frame without a code: answered with 1000
+            self._set_closed(CloseCode.NO_STATUS_RECEIVED, reason)
+            message = b""
+        elif reply == code:
+            self._set_closed(code, reason)
+            message = _encode_reason(reason)
+        else:
             reason = f"invalid close code {code}"
             self._set_closed(reply, reason)
             message = reason.encode()
-        else:
-            self._set_closed(code or CloseCode.NO_STATUS_RECEIVED, reason)
-            message = b""
-        assert self.response is not None
         # The peer is likely to drop the connection now: do not wait to drain our writes.
-        await self.response.close(code=reply, message=message, drain=False)
+        await self._close_response(reply, message, drain=False)
 
     def _stop_or_raise(self, error: Exception) -> Exception:
         if isinstance(error, WebSocketDisconnect) and self._options.catches(error.code):
@@ -713,7 +793,7 @@ class WebSocket:
             raise self._not_open()
         try:
             await self._send_frame(payload, kind)
-        except ConnectionResetError:
+        except ConnectionError:
             raise self._dropped() from None
 
     async def send_text(self, text: str) -> None:
@@ -724,7 +804,7 @@ class WebSocket:
             raise self._not_open()
         try:
             await self._send_frame(text.encode(), _TEXT)
-        except ConnectionResetError:
+        except ConnectionError:
             raise self._dropped() from None
 
     async def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
@@ -735,7 +815,7 @@ class WebSocket:
             raise self._not_open()
         try:
             await self._send_frame(data, _BINARY)
-        except ConnectionResetError:
+        except ConnectionError:
             raise self._dropped() from None
 
     async def send_json(self, value: Any) -> None:
@@ -746,7 +826,7 @@ class WebSocket:
         try:
             # bytes from orjson go out as they are: no decode and encode again.
             await self._send_frame(encoded.encode() if isinstance(encoded, str) else encoded, _TEXT)
-        except ConnectionResetError:
+        except ConnectionError:
             raise self._dropped() from None
 
     def _dropped(self) -> WebSocketDisconnect:
@@ -806,7 +886,26 @@ class WebSocket:
         self._set_closed(code, reason)
         self._closed_here = True
         if self.response is not None:
-            await self.response.close(code=code, message=_encode_reason(reason))
+            await self._close_response(code, _encode_reason(reason), drain=True)
+
+    async def _close_response(self, code: int, message: bytes, *, drain: bool) -> None:
+        """Close aiohttp's response; a close frame that cannot go out in time drops the peer.
+
+        The close frame waits at most the send deadline for room behind unread data, then
+        the peer has ``close_timeout`` to answer it. A peer that is gone is not an error.
+        """
+        response = self.response
+        assert response is not None
+        transport = self.request.transport
+        if transport is not None and not await _room_for_close(transport, self._send_deadline()):
+            drop_transport(transport, code, message, self._options.close_timeout)
+            return
+        try:
+            # aiohttp bounds the wait for the peer's close frame itself; this is a backstop.
+            async with asyncio.timeout(self._options.close_timeout + self._send_deadline()):
+                await response.close(code=code, message=message, drain=drain)
+        except (TimeoutError, ConnectionError):
+            self._abort()
 
     async def __aenter__(self) -> WebSocket:
         if self._phase == _CONNECTING:
@@ -835,12 +934,11 @@ class WebSocket:
                 self._keepalive.stop()
 
     def _abort(self) -> None:
-        """Mark the connection as dropped (1006) and drop the transport."""
-        if self._phase != _CLOSED:
-            self._set_closed(CloseCode.ABNORMAL_CLOSURE, "")
-            transport = self.request.transport
-            if transport is not None:
-                transport.close()
+        """Mark the connection as dropped (1006) unless it has a close code; drop the transport."""
+        self._set_closed(CloseCode.ABNORMAL_CLOSURE, "")
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
 
 
 _HINT = "set the route's value_type or use the matching send_*() method"
@@ -873,6 +971,29 @@ def _run_in_background(closing: Coroutine[object, None, object]) -> None:
     task = asyncio.ensure_future(closing)
     _background_closes.add(task)
     task.add_done_callback(_background_closes.discard)
+
+
+async def _room_for_close(transport: asyncio.Transport, within: float) -> bool:
+    """Wait up to ``within`` seconds for room to write a close frame without blocking.
+
+    aiohttp's writer, once paused by a slow reader, waits until the buffer is below a
+    quarter of its limit; only this rare path polls for that, so that it is bounded.
+    """
+    if room_for(transport, _CLOSE_FRAME_ROOM):
+        return True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        await asyncio.sleep(_ROOM_POLL_INTERVAL)
+        if transport.is_closing():
+            return False
+        if room_for(transport, _CLOSE_FRAME_ROOM):
+            return True
+    return False
+
+
+_CLOSE_FRAME_ROOM = 2 + 2 + _MAX_REASON_BYTES
+_ROOM_POLL_INTERVAL = 0.02
 
 
 def _encode_reason(reason: str) -> bytes:

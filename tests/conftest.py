@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import settings
+from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from tests.redis_server import REDIS_SERVER, RedisServer
+from tests.server_modes import PRODUCTION, SERVER_MODES, ProductionServer
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -60,6 +64,53 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.kill()
+
+
+#: ``await each_mode_server(app)``: like ``aiohttp_server``, in the test's server mode.
+ModeServer = Callable[[web.Application], Awaitable[TestServer]]
+#: ``await each_mode_client(app)``: like ``aiohttp_client``, in the test's server mode.
+ModeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture(params=SERVER_MODES)
+def server_mode(request: pytest.FixtureRequest) -> str:
+    """``"production"`` or ``"test-server"``: a test that uses it runs once in each mode.
+
+    See tests/server_modes.py for what the two modes differ in.
+    """
+    return str(request.param)
+
+
+@pytest.fixture
+async def each_mode_server(
+    server_mode: str, aiohttp_server: AiohttpServer
+) -> AsyncIterator[ModeServer]:
+    """Serve an app on a loopback port, once as in production and once as the test server."""
+    started: list[ProductionServer] = []
+
+    async def serve(app: web.Application, **kwargs: Any) -> TestServer:
+        if server_mode != PRODUCTION:
+            return await aiohttp_server(app, **kwargs)
+        server = ProductionServer(app, **kwargs)
+        started.append(server)
+        await server.start_server()
+        return server
+
+    yield serve
+    for server in started:
+        await server.close()
+
+
+@pytest.fixture
+def each_mode_client(each_mode_server: ModeServer, aiohttp_client: AiohttpClient) -> ModeClient:
+    """A test client of an app served in the test's server mode (see ``each_mode_server``)."""
+
+    async def connect(
+        app: web.Application, **kwargs: Any
+    ) -> TestClient[web.Request, web.Application]:
+        return await aiohttp_client(await each_mode_server(app), **kwargs)
+
+    return connect
 
 
 #: Debian's Chromium, never a browser that Playwright downloads.

@@ -29,8 +29,24 @@ class FakeResponse:
         return True
 
 
+class IdleTransport:
+    """A transport with nothing left to write."""
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (16 * 1024, 64 * 1024)
+
+    def is_closing(self) -> bool:
+        return False
+
+
 def open_websocket(message: WSMessage) -> WebSocket:
-    websocket = WebSocket(make_mocked_request("GET", "/"))
+    websocket = WebSocket(make_mocked_request("GET", "/", transport=IdleTransport()))
     response = FakeResponse(message)
     websocket.response = response  # type: ignore[assignment]
     websocket._receive_message = response.receive

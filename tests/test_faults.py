@@ -51,10 +51,10 @@ def build_app(endpoint: type[CountedEndpoint], **options: Any) -> web.Applicatio
 
 
 async def serve(
-    aiohttp_server: ServerFactory, endpoint: type[CountedEndpoint], **options: Any
+    each_mode_server: ServerFactory, endpoint: type[CountedEndpoint], **options: Any
 ) -> TestServer:
     """Serve ``endpoint`` at ``/ws`` on a free loopback port."""
-    return await aiohttp_server(build_app(endpoint, **options))
+    return await each_mode_server(build_app(endpoint, **options))
 
 
 async def connect(server: TestServer, **options: Any) -> RawWebSocket:
@@ -73,9 +73,9 @@ async def disconnected_once(server: TestServer, code: int, within: float = 5.0) 
     assert [code for _, code in disconnects(server)] == [code]
 
 
-async def test_peer_sends_half_a_frame_then_vanishes(aiohttp_server: ServerFactory) -> None:
+async def test_peer_sends_half_a_frame_then_vanishes(each_mode_server: ServerFactory) -> None:
     """Half a frame and a FIN: on_disconnect(1006) once, nothing left running."""
-    server = await serve(aiohttp_server, Echo)
+    server = await serve(each_mode_server, Echo)
     baseline = Baseline.take()
     client = await connect(server)
     client.send_raw(build_frame(Opcode.TEXT, b"x" * 100)[:40])
@@ -84,9 +84,9 @@ async def test_peer_sends_half_a_frame_then_vanishes(aiohttp_server: ServerFacto
     assert await baseline.restored() == baseline
 
 
-async def test_tcp_reset_mid_message(aiohttp_server: ServerFactory) -> None:
+async def test_tcp_reset_mid_message(each_mode_server: ServerFactory) -> None:
     """A TCP reset in the middle of a message: on_disconnect(1006) once, nothing left."""
-    server = await serve(aiohttp_server, Echo)
+    server = await serve(each_mode_server, Echo)
     baseline = Baseline.take()
     client = await connect(server)
     client.send_raw(build_frame(Opcode.TEXT, b"y" * 10_000)[:5_000])
@@ -97,11 +97,11 @@ async def test_tcp_reset_mid_message(aiohttp_server: ServerFactory) -> None:
 
 
 async def test_peer_that_ignores_pings_is_closed_by_heartbeat(
-    aiohttp_server: ServerFactory,
+    each_mode_server: ServerFactory,
 ) -> None:
     """A peer that never answers pings is dropped within about 1.5 heartbeats."""
     heartbeat = 0.4
-    server = await serve(aiohttp_server, Echo, heartbeat=heartbeat)
+    server = await serve(each_mode_server, Echo, heartbeat=heartbeat)
     baseline = Baseline.take()
     client = await connect(server)
     started = time.monotonic()
@@ -123,10 +123,10 @@ class CloseOnBye(CountedEndpoint):
 
 
 async def test_peer_that_ignores_our_close_frame_is_dropped(
-    aiohttp_server: ServerFactory,
+    each_mode_server: ServerFactory,
 ) -> None:
     """Our close frame unanswered: the TCP connection is dropped after close_timeout."""
-    server = await serve(aiohttp_server, CloseOnBye, close_timeout=0.3)
+    server = await serve(each_mode_server, CloseOnBye, close_timeout=0.3)
     baseline = Baseline.take()
     client = await connect(server)
     client.send_text("bye")
@@ -164,10 +164,10 @@ class RaiseInDisconnect(CountedEndpoint):
 
 
 async def test_on_connect_raising_before_accept(
-    aiohttp_server: ServerFactory, caplog: pytest.LogCaptureFixture
+    each_mode_server: ServerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """on_connect raising before accept: HTTP 500, no on_disconnect, nothing left running."""
-    server = await serve(aiohttp_server, RaiseInConnectBeforeAccept)
+    server = await serve(each_mode_server, RaiseInConnectBeforeAccept)
     baseline = Baseline.take()
     assert server.port is not None
     request = upgrade_request("/ws", f"127.0.0.1:{server.port}", key=new_key())
@@ -180,10 +180,10 @@ async def test_on_connect_raising_before_accept(
 
 
 async def test_on_connect_raising_after_accept(
-    aiohttp_server: ServerFactory, caplog: pytest.LogCaptureFixture
+    each_mode_server: ServerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """on_connect raising after accept: close 1011, on_disconnect(1011) once."""
-    server = await serve(aiohttp_server, RaiseInConnectAfterAccept)
+    server = await serve(each_mode_server, RaiseInConnectAfterAccept)
     baseline = Baseline.take()
     with caplog.at_level(logging.ERROR, logger="aioendpoints"):
         client = await connect(server)
@@ -196,10 +196,10 @@ async def test_on_connect_raising_after_accept(
 
 
 async def test_on_receive_raising(
-    aiohttp_server: ServerFactory, caplog: pytest.LogCaptureFixture
+    each_mode_server: ServerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """on_receive raising: close 1011, on_disconnect(1011) once."""
-    server = await serve(aiohttp_server, RaiseInReceive)
+    server = await serve(each_mode_server, RaiseInReceive)
     baseline = Baseline.take()
     with caplog.at_level(logging.ERROR, logger="aioendpoints"):
         client = await connect(server)
@@ -213,10 +213,10 @@ async def test_on_receive_raising(
 
 
 async def test_on_disconnect_raising(
-    aiohttp_server: ServerFactory, caplog: pytest.LogCaptureFixture
+    each_mode_server: ServerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """on_disconnect raising: it ran once, the error is logged once, nothing left running."""
-    server = await serve(aiohttp_server, RaiseInDisconnect)
+    server = await serve(each_mode_server, RaiseInDisconnect)
     baseline = Baseline.take()
     with caplog.at_level(logging.ERROR, logger="aioendpoints"):
         client = await connect(server)
@@ -247,10 +247,10 @@ class Firehose(CountedEndpoint):
 
 
 async def test_slow_consumer_is_closed_instead_of_blocking_its_sender(
-    aiohttp_server: ServerFactory,
+    each_mode_server: ServerFactory,
 ) -> None:
     """A client that reads nothing is closed with 1008 after send_timeout; the sender ends."""
-    server = await serve(aiohttp_server, Firehose, send_timeout=0.5)
+    server = await serve(each_mode_server, Firehose, send_timeout=0.5)
     baseline = Baseline.take()
     assert server.port is not None
     sock = socket.socket()

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from aiohttp import WSMsgType, web
-from pytest_aiohttp import AiohttpClient
 
 import aioendpoints
 from aioendpoints import (
@@ -19,6 +18,7 @@ from aioendpoints import (
     WebSocketEndpoint,
     WebSocketRoutes,
 )
+from tests.conftest import ModeClient
 
 from .helpers import eventually, make_app
 
@@ -30,7 +30,7 @@ UPGRADE_HEADERS = {
 }
 
 
-async def test_view_returning_without_close_closes_1000(aiohttp_client: AiohttpClient) -> None:
+async def test_view_returning_without_close_closes_1000(each_mode_client: ModeClient) -> None:
     """A view that returns without closing gets a close with 1000."""
     routes = WebSocketRoutes()
 
@@ -39,7 +39,7 @@ async def test_view_returning_without_close_closes_1000(aiohttp_client: AiohttpC
         await ws.accept()
         await ws.send("done")
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         assert await ws.receive_str(timeout=5) == "done"
         message = await ws.receive(timeout=5)
@@ -47,7 +47,7 @@ async def test_view_returning_without_close_closes_1000(aiohttp_client: AiohttpC
 
 
 async def test_view_error_after_accept_closes_1011_and_logs_once(
-    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
+    each_mode_client: ModeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An exception after accept closes with 1011 and logs its traceback once."""
     routes = WebSocketRoutes()
@@ -58,7 +58,7 @@ async def test_view_error_after_accept_closes_1011_and_logs_once(
         await ws.receive()
         raise RuntimeError("view bug")
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     with caplog.at_level(logging.DEBUG, logger="aioendpoints"):
         async with client.ws_connect("/") as ws:
             await ws.send_str("trigger")
@@ -70,7 +70,7 @@ async def test_view_error_after_accept_closes_1011_and_logs_once(
     assert "view" in tracebacks[0].getMessage()
 
 
-async def test_other_connections_survive_a_view_error(aiohttp_client: AiohttpClient) -> None:
+async def test_other_connections_survive_a_view_error(each_mode_client: ModeClient) -> None:
     """One view's exception leaves the other connections untouched."""
     routes = WebSocketRoutes()
 
@@ -82,7 +82,7 @@ async def test_other_connections_survive_a_view_error(aiohttp_client: AiohttpCli
                 raise RuntimeError("only this one")
             await ws.send(message)
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as healthy, client.ws_connect("/") as doomed:
         await doomed.send_str("crash")
         assert (await doomed.receive(timeout=5)).data == 1011
@@ -90,7 +90,7 @@ async def test_other_connections_survive_a_view_error(aiohttp_client: AiohttpCli
         assert await healthy.receive_str(timeout=5) == "still here"
 
 
-async def test_view_error_before_accept_is_http_500(aiohttp_client: AiohttpClient) -> None:
+async def test_view_error_before_accept_is_http_500(each_mode_client: ModeClient) -> None:
     """An exception before accept answers HTTP 500 instead of upgrading."""
     routes = WebSocketRoutes()
 
@@ -98,12 +98,12 @@ async def test_view_error_before_accept_is_http_500(aiohttp_client: AiohttpClien
     async def view(ws: WebSocket) -> None:
         raise ValueError("before accept")
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     response = await client.get("/", headers=UPGRADE_HEADERS)
     assert response.status == 500
 
 
-async def test_view_that_never_accepts_is_http_403(aiohttp_client: AiohttpClient) -> None:
+async def test_view_that_never_accepts_is_http_403(each_mode_client: ModeClient) -> None:
     """A view that returns or closes without accepting refuses the handshake with 403."""
     routes = WebSocketRoutes()
 
@@ -111,12 +111,12 @@ async def test_view_that_never_accepts_is_http_403(aiohttp_client: AiohttpClient
     async def view(ws: WebSocket) -> None:
         await ws.close()
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     response = await client.get("/", headers=UPGRADE_HEADERS)
     assert response.status == 403
 
 
-async def test_reject_answers_the_given_http_error(aiohttp_client: AiohttpClient) -> None:
+async def test_reject_answers_the_given_http_error(each_mode_client: ModeClient) -> None:
     """ws.reject(status, reason, headers) answers that HTTP error instead of upgrading."""
     routes = WebSocketRoutes()
 
@@ -126,14 +126,14 @@ async def test_reject_answers_the_given_http_error(aiohttp_client: AiohttpClient
             ws.reject(401, "token required", {"WWW-Authenticate": "Bearer"})
         await ws.accept()
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     response = await client.get("/", headers=UPGRADE_HEADERS)
     assert response.status == 401
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert await response.text() == "token required"
 
 
-async def test_http_exception_in_on_connect_is_the_answer(aiohttp_client: AiohttpClient) -> None:
+async def test_http_exception_in_on_connect_is_the_answer(each_mode_client: ModeClient) -> None:
     """Raising aiohttp's HTTPForbidden in on_connect before accept answers 403."""
     routes = WebSocketRoutes()
 
@@ -142,14 +142,14 @@ async def test_http_exception_in_on_connect_is_the_answer(aiohttp_client: Aiohtt
         async def on_connect(self, ws: WebSocket) -> None:
             raise web.HTTPForbidden(text="members only")
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     response = await client.get("/", headers=UPGRADE_HEADERS)
     assert response.status == 403
     assert await response.text() == "members only"
 
 
 async def test_websocket_close_exception_closes_with_its_code(
-    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
+    each_mode_client: ModeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Raising WebSocketClose(code, reason) closes with them, without a traceback."""
     routes = WebSocketRoutes()
@@ -159,7 +159,7 @@ async def test_websocket_close_exception_closes_with_its_code(
         await ws.accept()
         raise WebSocketClose(4403, "not allowed in this room")
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     with caplog.at_level(logging.DEBUG, logger="aioendpoints"):
         async with client.ws_connect("/") as ws:
             message = await ws.receive(timeout=5)
@@ -168,7 +168,7 @@ async def test_websocket_close_exception_closes_with_its_code(
 
 
 async def test_uncaught_disconnect_code_is_logged_as_a_warning(
-    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
+    each_mode_client: ModeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A disconnect outside caught_close_codes ending a view is logged; 1000 is silent."""
     routes = WebSocketRoutes()
@@ -178,7 +178,7 @@ async def test_uncaught_disconnect_code_is_logged_as_a_warning(
         await ws.accept()
         await ws.receive()
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     with caplog.at_level(logging.WARNING, logger="aioendpoints"):
         async with client.ws_connect("/") as ws:
             await ws.close(code=1000)
@@ -190,7 +190,7 @@ async def test_uncaught_disconnect_code_is_logged_as_a_warning(
 
 
 async def test_caught_close_codes_all_silences_every_code(
-    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
+    each_mode_client: ModeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """caught_close_codes="all" makes every disconnect a normal ending."""
     routes = WebSocketRoutes()
@@ -203,7 +203,7 @@ async def test_caught_close_codes_all_silences_every_code(
             pass
         ended.append(ws.close_code)
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     with caplog.at_level(logging.WARNING, logger="aioendpoints"):
         async with client.ws_connect("/") as ws:
             await ws.close(code=4999)
@@ -212,7 +212,7 @@ async def test_caught_close_codes_all_silences_every_code(
 
 
 async def test_cancelled_view_reports_1006_and_stays_cancelled(
-    aiohttp_client: AiohttpClient,
+    each_mode_client: ModeClient,
 ) -> None:
     """A cancelled handler task reports 1006 to on_disconnect and still ends cancelled."""
     routes = WebSocketRoutes()
@@ -229,7 +229,7 @@ async def test_cancelled_view_reports_1006_and_stays_cancelled(
             disconnects.append(close_code)
 
     app = make_app(routes)
-    client = await aiohttp_client(app)
+    client = await each_mode_client(app)
     async with client.ws_connect("/") as ws:
         await asyncio.wait_for(started.wait(), 5)
         registry = app[aioendpoints.CONNECTIONS_KEY]
@@ -244,7 +244,7 @@ async def test_cancelled_view_reports_1006_and_stays_cancelled(
 
 
 async def test_on_disconnect_sees_the_servers_own_close_code(
-    aiohttp_client: AiohttpClient,
+    each_mode_client: ModeClient,
 ) -> None:
     """When the endpoint closes first, on_disconnect gets the code it closed with."""
     routes = WebSocketRoutes()
@@ -258,14 +258,14 @@ async def test_on_disconnect_sees_the_servers_own_close_code(
         async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
             disconnects.append(close_code)
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.send_str("anything")
         assert (await ws.receive(timeout=5)).data == 4008
     await eventually(lambda: disconnects == [4008])
 
 
-async def test_disconnect_in_view_is_reported_once(aiohttp_client: AiohttpClient) -> None:
+async def test_disconnect_in_view_is_reported_once(each_mode_client: ModeClient) -> None:
     """A view that swallows WebSocketDisconnect still ends cleanly, with no second close."""
     routes = WebSocketRoutes()
     codes: list[int] = []
@@ -279,14 +279,14 @@ async def test_disconnect_in_view_is_reported_once(aiohttp_client: AiohttpClient
         except WebSocketDisconnect as disconnect:
             codes.append(disconnect.code)
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.close(code=1001)
     await eventually(lambda: codes == [1001])
 
 
 async def test_on_disconnect_finishes_even_if_the_task_is_cancelled_again(
-    aiohttp_client: AiohttpClient,
+    each_mode_client: ModeClient,
 ) -> None:
     """A second cancellation while on_disconnect awaits does not cut the hook short."""
     routes = WebSocketRoutes()
@@ -306,7 +306,7 @@ async def test_on_disconnect_finishes_even_if_the_task_is_cancelled_again(
             finished.append(close_code)
 
     app = make_app(routes)
-    client = await aiohttp_client(app)
+    client = await each_mode_client(app)
     async with client.ws_connect("/"):
         await asyncio.wait_for(started.wait(), 5)
         (task,) = app[aioendpoints.CONNECTIONS_KEY]._connections.values()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import os
 import socket
@@ -18,6 +19,8 @@ import aioendpoints
 from aioendpoints import WebSocket, WebSocketDisconnect, WebSocketEndpoint, WebSocketRoutes
 from aioendpoints.limits import DEFAULT_HEARTBEAT, DEFAULT_SEND_TIMEOUT, RateLimit
 from aioendpoints.options import RouteOptions
+from tests.rawws import Close, Opcode, RawWebSocket, build_frame
+from tests.resources import Baseline
 
 
 class Ended:
@@ -65,22 +68,22 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (options.max_connections, options.max_connections_per_client) == (None, None)
 
 
-async def test_heartbeat_closes_a_peer_that_ignores_pings(aiohttp_client: Any) -> None:
+async def test_heartbeat_closes_a_peer_that_ignores_pings(each_mode_client: Any) -> None:
     """A peer that never answers pings is dropped with 1006.
 
     The bound (1.5 intervals of silence) is checked without a clock in test_keepalive.py.
     """
     ended = Ended()
-    client = await aiohttp_client(endpoint_app(ended, heartbeat=0.4))
+    client = await each_mode_client(endpoint_app(ended, heartbeat=0.4))
     ws = await client.ws_connect("/ws", autoping=False)
     assert await ended.first() == 1006
     await ws.close()
 
 
-async def test_heartbeat_keeps_an_answering_peer(aiohttp_client: Any) -> None:
+async def test_heartbeat_keeps_an_answering_peer(each_mode_client: Any) -> None:
     """A peer that answers pings stays connected across many intervals."""
     ended = Ended()
-    client = await aiohttp_client(endpoint_app(ended, heartbeat=0.2))
+    client = await each_mode_client(endpoint_app(ended, heartbeat=0.2))
     async with client.ws_connect("/ws") as ws:
         receiving = asyncio.ensure_future(ws.receive())
         await asyncio.sleep(0.8)
@@ -91,11 +94,11 @@ async def test_heartbeat_keeps_an_answering_peer(aiohttp_client: Any) -> None:
 
 
 async def test_idle_timeout_closes_with_1001_and_no_traceback(
-    aiohttp_client: Any, caplog: pytest.LogCaptureFixture
+    each_mode_client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A peer silent for idle_timeout gets close 1001 "Idle timeout"; nothing is logged."""
     ended = Ended()
-    client = await aiohttp_client(endpoint_app(ended, idle_timeout=0.2))
+    client = await each_mode_client(endpoint_app(ended, idle_timeout=0.2))
     with caplog.at_level(logging.WARNING, logger="aioendpoints"):
         async with client.ws_connect("/ws") as ws:
             message = await ws.receive(timeout=5)
@@ -104,16 +107,62 @@ async def test_idle_timeout_closes_with_1001_and_no_traceback(
     assert caplog.records == []
 
 
-async def test_idle_timeout_restarts_with_each_message(aiohttp_client: Any) -> None:
+async def test_idle_timeout_restarts_with_each_message(each_mode_client: Any) -> None:
     """Messages keep a connection under idle_timeout open."""
     ended = Ended()
-    client = await aiohttp_client(endpoint_app(ended, idle_timeout=0.5))
+    client = await each_mode_client(endpoint_app(ended, idle_timeout=0.5))
     async with client.ws_connect("/ws") as ws:
         for _ in range(8):
             await asyncio.sleep(0.1)
             await ws.send_str("tick")
             assert await ws.receive_str() == "tick"
     assert await ended.first() == 1000
+
+
+@pytest.mark.parametrize("control", ["ping", "pong"])
+async def test_idle_timeout_counts_messages_not_control_frames(
+    each_mode_server: Any, control: str
+) -> None:
+    """Pings or unsolicited pongs every 50 ms do not keep an idle connection open."""
+    ended = Ended()
+    server = await each_mode_server(endpoint_app(ended, idle_timeout=0.3, heartbeat=None))
+    client = await RawWebSocket.connect("127.0.0.1", server.port, "/ws")
+    opcode = Opcode.PING if control == "ping" else Opcode.PONG
+    closing = asyncio.ensure_future(client.read_close(within=10))
+    for _ in range(200):  # 10 s at most
+        if closing.done():
+            break
+        client.send_frame(opcode, b"alive")
+        await asyncio.sleep(0.05)
+    assert await closing == Close(1001, "Idle timeout")
+    client.send_close(1001)
+    assert await ended.first() == 1001
+    await client.aclose()
+
+
+async def test_ping_flood_that_reads_nothing_is_dropped(each_mode_server: Any) -> None:
+    """A peer that floods pings and reads no pong is dropped: task and fds released.
+
+    Once the pongs fill its buffer, answering one more waits at most send_timeout; the
+    close frame queued behind them waits at most close_timeout before the socket is aborted.
+    """
+    ended = Ended()
+    app = endpoint_app(ended, send_timeout=0.5, close_timeout=0.5, write_buffer_limit=16 * 1024)
+    server = await each_mode_server(app)
+    baseline = Baseline.take()
+    client = await RawWebSocket.connect("127.0.0.1", server.port, "/ws")
+    batch = build_frame(Opcode.PING, b"p" * 125) * 100
+    for _ in range(2000):  # 25 MB of pings at most
+        if ended.codes:
+            break
+        client.send_raw(batch)
+        # The server may read no more: stuck on a pong, or gone.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(client.writer.drain(), 0.05)
+    await asyncio.wait_for(ended.event.wait(), 10)
+    assert ended.codes == [1008]
+    client.reset()
+    assert await baseline.restored() == baseline
 
 
 def test_idle_timeout_and_receive_timeout_are_exclusive() -> None:
@@ -145,11 +194,11 @@ def auth_app(ended: Ended, auth_timeout: float) -> web.Application:
 
 
 async def test_missed_auth_deadline_closes_with_1008(
-    aiohttp_client: Any, caplog: pytest.LogCaptureFixture
+    each_mode_client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A connection not authenticated within auth_timeout is closed with 1008 and a reason."""
     ended = Ended()
-    client = await aiohttp_client(auth_app(ended, 0.5))
+    client = await each_mode_client(auth_app(ended, 0.5))
     with caplog.at_level(logging.WARNING, logger="aioendpoints"):
         async with client.ws_connect("/ws") as ws:
             await ws.send_json({"hello": 1})
@@ -161,10 +210,10 @@ async def test_missed_auth_deadline_closes_with_1008(
     assert caplog.records == []
 
 
-async def test_authenticated_connection_outlives_the_deadline(aiohttp_client: Any) -> None:
+async def test_authenticated_connection_outlives_the_deadline(each_mode_client: Any) -> None:
     """A view that calls ws.authenticated() in time keeps its connection."""
     ended = Ended()
-    client = await aiohttp_client(auth_app(ended, 0.2))
+    client = await each_mode_client(auth_app(ended, 0.2))
     async with client.ws_connect("/ws") as ws:
         await ws.send_json({"token": "secret"})
         assert await ws.receive_json() == {"welcome": True}
@@ -174,10 +223,10 @@ async def test_authenticated_connection_outlives_the_deadline(aiohttp_client: An
     assert await ended.first() == 1000
 
 
-async def test_rate_limit_closes_with_1008(aiohttp_client: Any) -> None:
+async def test_rate_limit_closes_with_1008(each_mode_client: Any) -> None:
     """A peer sending faster than rate_limit is closed with 1008 "Rate limit exceeded"."""
     ended = Ended()
-    client = await aiohttp_client(endpoint_app(ended, rate_limit=RateLimit(1, 3)))
+    client = await each_mode_client(endpoint_app(ended, rate_limit=RateLimit(1, 3)))
     async with client.ws_connect("/ws") as ws:
         for number in range(10):
             await ws.send_str(str(number))
@@ -193,10 +242,10 @@ async def test_rate_limit_closes_with_1008(aiohttp_client: Any) -> None:
     assert await ended.first() == 1008
 
 
-async def test_rate_limit_lets_a_steady_peer_through(aiohttp_client: Any) -> None:
+async def test_rate_limit_lets_a_steady_peer_through(each_mode_client: Any) -> None:
     """Messages within the rate, after the burst, all pass."""
     ended = Ended()
-    client = await aiohttp_client(endpoint_app(ended, rate_limit=(20, 2)))
+    client = await each_mode_client(endpoint_app(ended, rate_limit=(20, 2)))
     async with client.ws_connect("/ws") as ws:
         for number in range(8):
             await ws.send_str(str(number))
@@ -266,10 +315,10 @@ def flood_app(outcome: asyncio.Future[tuple[int, int, float]], **options: Any) -
     return app
 
 
-async def test_slow_reader_is_closed_instead_of_blocking_the_sender(aiohttp_server: Any) -> None:
+async def test_slow_reader_is_closed_instead_of_blocking_the_sender(each_mode_server: Any) -> None:
     """A send that the reader does not make room for within send_timeout closes with 1008."""
     outcome: asyncio.Future[tuple[int, int, float]] = asyncio.get_running_loop().create_future()
-    server = await aiohttp_server(
+    server = await each_mode_server(
         flood_app(outcome, send_timeout=0.3, write_buffer_limit=64 * 1024)
     )
     _, writer = await open_slow_reader(server.port)
@@ -282,10 +331,10 @@ async def test_slow_reader_is_closed_instead_of_blocking_the_sender(aiohttp_serv
     assert elapsed < 5
 
 
-async def test_fast_reader_is_not_closed_by_the_send_timeout(aiohttp_server: Any) -> None:
+async def test_fast_reader_is_not_closed_by_the_send_timeout(each_mode_server: Any) -> None:
     """A reader that keeps up gets every message despite a short send_timeout."""
     outcome: asyncio.Future[tuple[int, int, float]] = asyncio.get_running_loop().create_future()
-    server = await aiohttp_server(
+    server = await each_mode_server(
         flood_app(outcome, send_timeout=0.3, write_buffer_limit=64 * 1024)
     )
     received = 0
@@ -325,9 +374,9 @@ async def connect_eventually(session: aiohttp.ClientSession, url: str) -> Any:
     raise AssertionError("the cap was never released")
 
 
-async def test_max_connections_refuses_with_503_before_upgrade(aiohttp_server: Any) -> None:
+async def test_max_connections_refuses_with_503_before_upgrade(each_mode_server: Any) -> None:
     """Over max_connections the handshake gets HTTP 503; a closed slot is free again."""
-    server = await aiohttp_server(held_app(asyncio.Event(), max_connections=2))
+    server = await each_mode_server(held_app(asyncio.Event(), max_connections=2))
     url = f"http://127.0.0.1:{server.port}/ws"
     async with aiohttp.ClientSession() as session:
         first = await session.ws_connect(url)
@@ -341,9 +390,9 @@ async def test_max_connections_refuses_with_503_before_upgrade(aiohttp_server: A
         await third.close()
 
 
-async def test_max_connections_per_client_counts_each_address(aiohttp_server: Any) -> None:
+async def test_max_connections_per_client_counts_each_address(each_mode_server: Any) -> None:
     """max_connections_per_client caps one address and leaves the others alone."""
-    server = await aiohttp_server(held_app(asyncio.Event(), max_connections_per_client=1))
+    server = await each_mode_server(held_app(asyncio.Event(), max_connections_per_client=1))
     url = f"http://127.0.0.1:{server.port}/ws"
     async with (
         aiohttp.ClientSession() as session,
@@ -378,11 +427,11 @@ def last_frame(data: bytes) -> tuple[int, bytes]:
 
 
 async def test_slow_reader_that_catches_up_reads_the_1008_close_frame(
-    aiohttp_server: Any,
+    each_mode_server: Any,
 ) -> None:
     """The 1008 close frame is queued behind the unread data, so a late reader still gets it."""
     outcome: asyncio.Future[tuple[int, int, float]] = asyncio.get_running_loop().create_future()
-    server = await aiohttp_server(
+    server = await each_mode_server(
         flood_app(outcome, send_timeout=0.3, write_buffer_limit=64 * 1024)
     )
     reader, writer = await open_slow_reader(server.port)
