@@ -1,5 +1,6 @@
 """aioendpoints: friendly WebSocket views and endpoints for aiohttp."""
 
+from .admin import ConnectionInfo, connections, disconnect, send_to_user
 from .application import CONNECTIONS_KEY, ConnectionRegistry, setup
 from .broadcast import (
     BROADCAST_KEY,
@@ -20,6 +21,7 @@ from .exceptions import (
 )
 from .handlers import websocket_handler
 from .limits import RateLimit
+from .logs import ConnectionLogFilter
 from .messages import MessageRejected, asyncapi, on_message
 from .options import DEFAULT_MAX_MESSAGE_SIZE, WebSocketOptions
 from .routing import WebSocketRoutes
@@ -55,6 +57,12 @@ __all__ = [
     "close_slow_member",
     "group_members",
     "publish",
+    # Operations
+    "ConnectionInfo",
+    "ConnectionLogFilter",
+    "connections",
+    "disconnect",
+    "send_to_user",
     # Close codes and errors
     "CloseCode",
     "InvalidData",

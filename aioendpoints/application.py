@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
+from .admin import install_admin
 from .auth.check import AUTH_KEY, AuthSettings
 from .auth.principal import Authenticate, GroupPermission
 from .broadcast.groups import Broadcast
 from .broadcast.groups import install as install_broadcast
 from .close_codes import CloseCode
+from .monitoring import MONITOR_KEY, Monitor
+from .observers import OBSERVER_KEY
 from .origins import ALLOWED_ORIGINS_KEY, AllowedOrigins, OriginPolicy
 from .websocket import WebSocket
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 __all__ = ["CONNECTIONS_KEY", "ConnectionRegistry", "setup"]
 
@@ -86,6 +92,9 @@ def setup(
     asyncapi_version: str = "1.0.0",
     authenticate: Authenticate | None = None,
     group_permission: GroupPermission | None = None,
+    # Operations
+    metrics: bool | CollectorRegistry = False,
+    metrics_path: str | None = None,
 ) -> None:
     """Install aioendpoints' app-wide parts on ``app``.
 
@@ -104,6 +113,11 @@ def setup(
       ``.html`` for ``.json``.
     * ``authenticate`` and ``group_permission``: the credential check before the upgrade
       and the group permission of routes without their own (see :mod:`aioendpoints.auth`).
+    * a :class:`~aioendpoints.monitoring.Monitor` of the open connections, for
+      :func:`aioendpoints.connections` and the metrics;
+    * ``metrics``: record Prometheus metrics (needs the ``metrics`` extra) in a registry of
+      their own (``app[METRICS_KEY]``), or in the ``CollectorRegistry`` given;
+      ``metrics_path`` also serves them at that path (and turns them on).
 
     Routes work without it; call it once, before the app starts.
     """
@@ -116,7 +130,16 @@ def setup(
     if auth is not None:
         app[AUTH_KEY] = auth
     app.on_shutdown.append(_close_connections)
-    install_broadcast(app, broadcast)
+    hub = install_broadcast(app, broadcast)
+    recording = metrics is not False or metrics_path is not None
+    monitor = Monitor(count_messages=recording)
+    app[OBSERVER_KEY] = app[MONITOR_KEY] = monitor
+    install_admin(app, hub, monitor)
+    if recording:
+        from .metrics import install_metrics
+
+        registry = None if isinstance(metrics, bool) else metrics
+        install_metrics(app, monitor, hub, registry, metrics_path)
     if asyncapi is not None:
         from .messages.pages import install as install_asyncapi
 

@@ -21,6 +21,8 @@ from .broadcast.groups import leave_all_groups
 from .close_codes import CloseCode, is_sendable_close_code
 from .endpoints import WebSocketEndpoint
 from .exceptions import WebSocketClose, WebSocketDisconnect
+from .logs import connection_context
+from .observers import OBSERVER_KEY
 from .options import RouteOptions, ValueType, WebSocketOptions
 from .params import ParamConverters, convert_params, converters_for
 from .websocket import WebSocket
@@ -128,8 +130,12 @@ async def _serve(
     on_disconnect: Callable[[WebSocket, int], Awaitable[None]] | None,
     view: Any,
 ) -> web.StreamResponse:
-    registry = websocket.request.config_dict.get(CONNECTIONS_KEY)
+    config = websocket.request.config_dict
+    registry = config.get(CONNECTIONS_KEY)
     websocket._registry = registry
+    observer = websocket._observer = config.get(OBSERVER_KEY)
+    # Every record logged while serving the connection carries its id and route.
+    serving = connection_context.set((websocket.id, websocket.route))
     try:
         await running
     except asyncio.CancelledError:
@@ -185,8 +191,11 @@ async def _serve(
             if registry is not None:
                 registry.discard(websocket)
             leave_all_groups(websocket)
+            if observer is not None:
+                observer.closed(websocket)
             if on_disconnect is not None:
                 await _run_disconnect_hook(websocket, on_disconnect, view)
+        connection_context.reset(serving)
     assert websocket.response is not None
     return websocket.response
 

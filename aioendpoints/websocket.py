@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import itertools
 import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
@@ -33,6 +34,7 @@ from .limits import (
     drop_transport,
     room_for,
 )
+from .observers import ConnectionObserver, route_of
 from .options import RouteOptions, ValueType, check_value_type
 from .policy import peer_close_reply
 from .refusals import http_error
@@ -106,6 +108,7 @@ class WebSocket:
         "_idle_deadline",
         "_keepalive",
         "_loads",
+        "_observer",
         "_options",
         "_phase",
         "_rate_limit",
@@ -119,9 +122,11 @@ class WebSocket:
         "_send_kind",
         "_send_type",
         "_state",
+        "id",
         "path_params",
         "request",
         "response",
+        "user",
     )
 
     def __init__(
@@ -144,6 +149,12 @@ class WebSocket:
         self._close_reason = ""
         self._state: SimpleNamespace | None = None
         self._registry: ConnectionRegistry | None = None
+        self._observer: ConnectionObserver | None = None
+        #: A short id, unique in this process, that log records about the connection carry.
+        self.id = format(_next_id(), "x")
+        #: Whom the connection belongs to, as the application tags it (``ws.user = "alice"``);
+        #: :func:`aioendpoints.send_to_user` and :func:`aioendpoints.disconnect` find it by this.
+        self.user: str | None = None
         self._dumps = self._options.dumps
         self._loads = self._options.loads
         self._codec = self._options.codec
@@ -166,7 +177,7 @@ class WebSocket:
 
     def __repr__(self) -> str:
         phase = ("connecting", "open", "closed")[self._phase]
-        return f"<WebSocket {self.request.path} {phase}>"
+        return f"<WebSocket {self.id} {self.request.path} {phase}>"
 
     # Value types -------------------------------------------------------------------------
 
@@ -238,6 +249,16 @@ class WebSocket:
         if isinstance(peer, tuple) and len(peer) >= 2:
             return Address(str(peer[0]), int(peer[1]))
         return None
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The groups this connection has joined."""
+        return self._groups
+
+    @property
+    def route(self) -> str:
+        """The path pattern of the route serving this connection, such as ``/rooms/{room}``."""
+        return route_of(self.request)
 
     @property
     def app(self) -> web.Application:
@@ -367,6 +388,10 @@ class WebSocket:
         receive_filter: ReceiveFilter | None = self.request.get(RECEIVE_FILTER_KEY)
         if receive_filter is not None:
             self._receive_message = receive_filter(self, self._receive_message)
+        if self._observer is not None:
+            self._receive_message, self._send_frame = self._observer.opened(
+                self, self._receive_message, self._send_frame
+            )
 
     def authenticated(self) -> None:
         """Tell the connection that the peer has authenticated, in time for ``auth_timeout``.
@@ -956,6 +981,9 @@ _BYTES_TYPES = (bytes, bytearray, memoryview)
 _Payload = bytes | bytearray | memoryview
 #: The frame kind each send type sends; None stands for JSON (encoded, then a text frame).
 _SEND_KINDS: dict[str, WSMsgType | None] = {"text": _TEXT, "bytes": _BINARY, "json": None}
+
+
+_next_id = itertools.count(1).__next__
 
 
 async def _not_accepted(*args: object) -> Any:

@@ -46,6 +46,7 @@ KINDS: dict[str, Kind] = {
         Kind("function-no-heartbeat", "aioendpoints function view, heartbeat=None"),
         Kind("function-bare", "aioendpoints function view, no heartbeat, no send guard"),
         Kind("function-redis", "aioendpoints function view, redis://"),
+        Kind("function-metrics", "aioendpoints function view, metrics on", ("prometheus_client",)),
         Kind("starlette", "Starlette + uvicorn", ("starlette", "uvicorn", "websockets")),
         Kind("websockets", "python-websockets", ("websockets",)),
     )
@@ -61,6 +62,7 @@ SCENARIO_ONLY_KINDS = frozenset(
         "function-no-heartbeat",
         "function-bare",
         "function-redis",
+        "function-metrics",
     }
 )
 
@@ -128,7 +130,9 @@ async def serve_aiohttp_heartbeat(sock: socket.socket, stop: asyncio.Event) -> N
     await serve_aiohttp(sock, stop, heartbeat=20.0)
 
 
-async def serve_function(sock: socket.socket, stop: asyncio.Event, **options: Any) -> None:
+async def serve_function(
+    sock: socket.socket, stop: asyncio.Event, *, metrics: bool = False, **options: Any
+) -> None:
     """aioendpoints function views, as the guide writes them (with the default options)."""
     from aiohttp import web
 
@@ -146,9 +150,14 @@ async def serve_function(sock: socket.socket, stop: asyncio.Event, **options: An
     routes.add_websocket_route("/json", echo, value_type="json", **options)
     routes.add_websocket_route("/bytes", echo, value_type="bytes", **options)
     app = web.Application()
-    aioendpoints.setup(app)
+    aioendpoints.setup(app, metrics=metrics)
     app.add_routes(routes)
     await _run_aiohttp_app(app, sock, stop)
+
+
+async def serve_function_metrics(sock: socket.socket, stop: asyncio.Event) -> None:
+    """aioendpoints function views with Prometheus metrics on: every message counted."""
+    await serve_function(sock, stop, metrics=True)
 
 
 async def serve_function_stdlib_json(sock: socket.socket, stop: asyncio.Event) -> None:
@@ -282,6 +291,7 @@ SERVERS: dict[str, Serve] = {
     "function-stdlib-json": serve_function_stdlib_json,
     "function-no-heartbeat": serve_function_no_heartbeat,
     "function-bare": serve_function_bare,
+    "function-metrics": serve_function_metrics,
     "endpoint": serve_endpoint,
     "starlette": serve_starlette,
     "websockets": serve_websockets,

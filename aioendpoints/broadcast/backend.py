@@ -29,6 +29,9 @@ class BroadcastBackend(ABC):
 
     #: Whether messages reach other processes (``False`` for ``memory://``).
     distributed: bool = False
+    #: Called with the seconds each message from another process took to get here, by a
+    #: backend that knows (Redis); set by the metrics.
+    on_lag: Callable[[float], None] | None = None
 
     @abstractmethod
     async def start(self, receive: Receiver) -> None:

@@ -108,6 +108,11 @@ class Broadcast:
         self._pruner: asyncio.Task[None] | None = None
         self._policies: dict[WebSocket, asyncio.Task[None]] = {}
         self._over_limit_since: dict[WebSocket, float] = {}  # members behind, and since when
+        #: Messages published from this process, and members handed to the slow-member
+        #: policy, since it started (for metrics).
+        self.published = 0
+        self.slow_members = 0
+        self._listeners: dict[str, Callable[[int, bytes], None]] = {}
 
     def __repr__(self) -> str:
         return f"<Broadcast {self.backend!r} groups={len(self._members)}>"
@@ -232,12 +237,27 @@ class Broadcast:
         opcode, payload = encode_message(message, self._dumps)
         if self.backend.distributed:
             await self.backend.publish(group, opcode, payload)
+        self.published += 1
         if self._deliver(group, opcode, payload, exclude):
             # Some members have unsent data: let the event loop flush it before the next
             # publish, or a publisher in a tight loop makes every member look slow.
             await asyncio.sleep(0)
 
+    async def listen(self, channel: str, receive: Callable[[int, bytes], None]) -> None:
+        """Have the messages other processes send on ``channel`` go to ``receive``.
+
+        For aioendpoints' own use between processes (the admin API): such a channel is
+        never a group and its messages never reach members.
+        """
+        await self.backend.subscribe(channel)
+        self._listeners[channel] = receive
+
     def _receive(self, group: str, opcode: int, payload: bytes) -> None:
+        if self._listeners:
+            listener = self._listeners.get(group)
+            if listener is not None:
+                listener(opcode, payload)
+                return
         self._deliver(group, opcode, payload, None)
 
     def _deliver(self, group: str, opcode: int, payload: bytes, exclude: WebSocket | None) -> bool:
@@ -277,6 +297,7 @@ class Broadcast:
 
     def _too_slow(self, websocket: WebSocket, transport: asyncio.Transport) -> None:
         behind_for = asyncio.get_running_loop().time() - self._over_limit_since.pop(websocket)
+        self.slow_members += 1
         logger.warning(
             "WebSocket %r has %d unsent bytes, over the broadcast buffer limit of %d for "
             "%.1f s: it gets no more messages and gets %s",

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import struct
+import time
 from typing import Any
 
 from yarl import URL
@@ -33,6 +35,8 @@ __all__ = ["RedisBackend"]
 logger = logging.getLogger("aioendpoints.broadcast")
 
 _ORIGIN_SIZE = 8  # random bytes naming the publishing process in every message
+_SENT_AT = struct.Struct("!d")  # then when it was published, in seconds since the epoch
+_HEADER_SIZE = _ORIGIN_SIZE + _SENT_AT.size
 
 
 class RedisBackend(BroadcastBackend):
@@ -179,7 +183,8 @@ class RedisBackend(BroadcastBackend):
                 f"cannot publish to group {group!r}: the Redis backend is not running "
                 "(the application has not started, or has stopped)"
             )
-        message = b"".join((self._origin, opcode.to_bytes(1, "big"), payload))
+        sent_at = _SENT_AT.pack(time.time())
+        message = b"".join((self._origin, sent_at, opcode.to_bytes(1, "big"), payload))
         try:
             await self._client.publish(self._group_prefix + group.encode(), message)
         except _REDIS_ERRORS as error:
@@ -283,13 +288,17 @@ class RedisBackend(BroadcastBackend):
             data: bytes = message["data"]
             if data[:_ORIGIN_SIZE] == self._origin or not channel.startswith(self._group_prefix):
                 return  # our own message: this process delivered it when publishing
-            if len(data) <= _ORIGIN_SIZE:
+            if len(data) <= _HEADER_SIZE:
                 logger.error("Ignoring a malformed broadcast message on %r", channel)
                 return
             assert self._receive is not None
             group = channel[len(self._group_prefix) :].decode()
+            if self.on_lag is not None:
+                # Wall clocks of two machines: negative when they disagree.
+                lag = time.time() - _SENT_AT.unpack_from(data, _ORIGIN_SIZE)[0]
+                self.on_lag(max(lag, 0.0))
             try:
-                self._receive(group, data[_ORIGIN_SIZE], data[_ORIGIN_SIZE + 1 :])
+                self._receive(group, data[_HEADER_SIZE], data[_HEADER_SIZE + 1 :])
             except Exception:
                 logger.exception("Error delivering a broadcast message to group %r", group)
         elif kind == "subscribe":

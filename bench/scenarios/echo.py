@@ -118,6 +118,8 @@ async def _binary(server: ServerProcess, settings: Settings) -> Figures:
 #: What the defaults cost: raw aiohttp with aioendpoints' default heartbeat, and
 #: aioendpoints with its default heartbeat and send guard switched off.
 WITHOUT_DEFAULTS = ("aiohttp-heartbeat", "function-no-heartbeat", "function-bare")
+#: What the optional features cost per message when they are on.
+WITH_FEATURES = ("function-metrics",)
 
 register(
     Scenario(
@@ -125,7 +127,7 @@ register(
         "echo of 64-byte text messages",
         (CPU, P50, P99),
         _text,
-        extra_kinds=WITHOUT_DEFAULTS,
+        extra_kinds=(*WITHOUT_DEFAULTS, *WITH_FEATURES),
     )
 )
 register(
@@ -134,7 +136,7 @@ register(
         f"echo of a {len(JSON_PAYLOAD)}-byte JSON object (decoded and encoded again)",
         (CPU,),
         _json,
-        extra_kinds=("function-stdlib-json",),
+        extra_kinds=("function-stdlib-json", *WITH_FEATURES),
     )
 )
 register(
@@ -143,6 +145,6 @@ register(
         "echo of 16 KiB binary messages",
         (CPU,),
         _binary,
-        extra_kinds=WITHOUT_DEFAULTS,
+        extra_kinds=(*WITHOUT_DEFAULTS, *WITH_FEATURES),
     )
 )

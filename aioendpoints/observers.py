@@ -1,0 +1,62 @@
+"""The hook through which app-wide features watch connections: metrics, admin, tracing.
+
+The core looks the application's :class:`ConnectionObserver` up once per connection
+(``request.config_dict[OBSERVER_KEY]``) and tells it when the handshake is refused, when the
+connection opens and when it has ended. An observer that wants to see each message
+replaces the connection's two per-message callables when it opens; without an observer
+the per-message paths stay exactly as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Final
+
+from aiohttp import WSMessage, WSMsgType, web
+
+if TYPE_CHECKING:
+    from .websocket import WebSocket
+
+__all__ = ["OBSERVER_KEY", "ConnectionObserver", "ReceiveMessage", "SendFrame", "route_of"]
+
+#: Receives the next frame of a connection: the response's ``receive()``, or a limit's.
+ReceiveMessage = Callable[[], Awaitable[WSMessage]]
+#: Sends one frame's payload of a given kind: the response's ``send_frame()``, or a limit's.
+SendFrame = Callable[[bytes | bytearray | memoryview, WSMsgType], Awaitable[None]]
+
+
+class ConnectionObserver:
+    """Hears about every connection of an application; each method does nothing here.
+
+    Install one as ``app[OBSERVER_KEY]``; :func:`aioendpoints.setup` installs aioendpoints'
+    own. Methods are called on the connection's task and must not block or raise.
+    """
+
+    def refused(self, request: web.Request, status: int) -> None:
+        """The handshake of ``request`` was refused with HTTP ``status``."""
+
+    def opened(
+        self, websocket: WebSocket, receive: ReceiveMessage, send: SendFrame
+    ) -> tuple[ReceiveMessage, SendFrame]:
+        """``websocket`` was accepted; return the callables its messages go through.
+
+        ``receive`` and ``send`` are what the connection would use; return them unchanged
+        to leave the per-message paths alone, or wrappers to see each message.
+        """
+        return receive, send
+
+    def closed(self, websocket: WebSocket) -> None:
+        """``websocket``, opened before, has ended with :attr:`WebSocket.close_code`."""
+
+
+#: The application's :class:`ConnectionObserver`, if any.
+OBSERVER_KEY: Final = web.AppKey("aioendpoints.observer", ConnectionObserver)
+
+
+def route_of(request: web.Request) -> str:
+    """The path pattern of the route that matched ``request`` (``/rooms/{room}``), or ``""``.
+
+    The pattern, never the concrete path: one value per route, so labels stay bounded.
+    """
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else ""
