@@ -9,6 +9,10 @@ application under test::
         await ws.expect_text("You said: hello")
         await ws.expect_close(1000)
 
+Typed messages (msgspec Structs, pydantic models) have their own helpers:
+``await ws.send_message(Say(text="hi"))``, ``await ws.expect_message(Said(text="hi"))``
+and ``await ws.receive_message(Said)``.
+
 Every receive waits at most :data:`DEFAULT_TIMEOUT` seconds (or the ``timeout`` you pass)
 and then fails the test with an :class:`AssertionError` that says what it was waiting for.
 
@@ -23,12 +27,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import ClientWebSocketResponse, WSMessage, WSMsgType, web
 from aiohttp.test_utils import TestClient
 
 from .close_codes import CloseCode
+from .messages.codecs import decoder_for, typed_encoder
 from .serialization import default_dumps, default_loads
 
 __all__ = [
@@ -43,6 +48,8 @@ pytest_plugins = ["aioendpoints.pytest_plugin"]
 
 #: Seconds a helper waits for the handshake or a message before it fails the test.
 DEFAULT_TIMEOUT = 5.0
+
+MessageT = TypeVar("MessageT")
 
 _ENDED = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
 
@@ -101,6 +108,15 @@ class WebSocketTestClient:
         encoded = default_dumps(value)
         await self.response.send_str(encoded if isinstance(encoded, str) else encoded.decode())
 
+    async def send_message(self, message: Any) -> None:
+        """Send a typed message (a msgspec Struct or pydantic model), encoded with its class."""
+        encode = typed_encoder(type(message))
+        if encode is None:
+            raise TypeError(
+                f"send_message() takes a msgspec Struct or pydantic model, got {message!r}"
+            )
+        await self.response.send_str(encode(message).decode())
+
     # Receiving -----------------------------------------------------------------------------
 
     async def receive(self) -> WSMessage:
@@ -135,7 +151,28 @@ class WebSocketTestClient:
         except ValueError:
             raise AssertionError(f"expected JSON from {self.path}, got {text!r}") from None
 
+    async def receive_message(self, message_class: type[MessageT]) -> MessageT:
+        """Return the next message decoded into ``message_class`` (or a union of classes).
+
+        Fails the test when it is not a text frame of that class.
+        """
+        text = await self.receive_text()
+        try:
+            return decoder_for(message_class)(text)  # type: ignore[no-any-return]
+        except ValueError as error:
+            name = getattr(message_class, "__name__", message_class)
+            raise AssertionError(
+                f"expected a {name} message from {self.path}, got {text!r}: {error}"
+            ) from None
+
     # Assertions ----------------------------------------------------------------------------
+
+    async def expect_message(self, expected: MessageT) -> MessageT:
+        """Assert that the next message is the typed message ``expected``; return it."""
+        received = await self.receive_message(type(expected))
+        if received != expected:
+            raise AssertionError(f"expected {expected!r} from {self.path}, got {received!r}")
+        return received
 
     async def expect_text(self, expected: str) -> None:
         """Assert that the next message is the text frame ``expected``."""

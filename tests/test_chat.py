@@ -128,25 +128,38 @@ async def test_a_presence_answer_reaches_only_the_newcomer(
 
 
 async def test_a_malformed_message_gets_an_error_back(websocket_connect: WebSocketConnect) -> None:
-    """Valid JSON that is not a chat message is answered with an error; the socket stays open."""
+    """A message that is not a chat message is answered with an error; the socket stays open."""
     ws = await join(websocket_connect, init_app(), "Ada")
     await ws.send_json(["not", "an", "object"])
-    await ws.expect_json({"type": "error", "error": "expected a JSON object, got list"})
+    await ws.expect_json({"type": "error", "error": "Expected `object`, got `array`", "path": None})
     await ws.send_json({"type": "shout", "text": "hi"})
-    await ws.expect_json({"type": "error", "error": "unknown message type 'shout'"})
+    await ws.expect_json({"type": "error", "error": "Invalid value 'shout'", "path": "$.type"})
     await ws.send_json({"type": "message", "text": "   "})
-    await ws.expect_json({"type": "error", "error": "empty message"})
+    await ws.expect_json({"type": "error", "error": "empty message", "path": None})
     await ws.send_json({"type": "present", "to": "someone"})
-    await ws.expect_json({"type": "error", "error": '"to" must be a member id'})
+    await ws.expect_json(
+        {
+            "type": "error",
+            "error": "Expected `str` matching regex '^[0-9a-f]{32}$'",
+            "path": "$.to",
+        }
+    )
+    await ws.send_json({"type": "message", "text": "x" * 2001})
+    await ws.expect_json(
+        {"type": "error", "error": "Expected `str` of length <= 2000", "path": "$.text"}
+    )
     await ws.send_json({"type": "message", "text": "still here"})
     assert (await receive_type(ws, "message"))["text"] == "still here"
 
 
-async def test_invalid_json_closes_with_1007(websocket_connect: WebSocketConnect) -> None:
-    """A text frame that is not JSON closes the connection with 1007 (invalid payload)."""
+async def test_invalid_json_gets_an_error_back(websocket_connect: WebSocketConnect) -> None:
+    """A text frame that is not JSON gets an error too, and the socket stays open."""
     ws = await join(websocket_connect, init_app(), "Ada")
     await ws.send_text("{not json")
-    await ws.expect_close(1007, "invalid JSON")
+    error = await receive_type(ws, "error")
+    assert error["error"].startswith("JSON is malformed")
+    await ws.send_json({"type": "message", "text": "still here"})
+    assert (await receive_type(ws, "message"))["text"] == "still here"
 
 
 async def test_a_binary_frame_closes_with_1003(websocket_connect: WebSocketConnect) -> None:
@@ -236,3 +249,16 @@ async def test_the_page_is_served(aiohttp_client: Any) -> None:
     assert "aioendpoints chat" in await page.text()
     for asset in ("/static/chat.js", "/static/chat.css"):
         assert (await client.get(asset)).status == 200
+
+
+async def test_the_page_links_to_the_protocol(aiohttp_client: Any) -> None:
+    """The chat page links to the AsyncAPI page of its protocol, which the app serves."""
+    client = await aiohttp_client(init_app())
+    page = await (await client.get("/")).text()
+    assert 'href="/asyncapi.html"' in page
+    response = await client.get("/asyncapi.html")
+    assert response.status == 200
+    protocol = await response.text()
+    assert "<code>/ws/rooms/{room}</code>" in protocol
+    for message in ("Say", "Present", "Welcome", "Members", "Joined", "Left", "ChatMessage"):
+        assert f"<h3>{message} " in protocol

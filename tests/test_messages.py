@@ -421,3 +421,38 @@ def test_an_endpoint_route_cannot_take_the_messages_option() -> None:
     """An endpoint's messages come from its handlers, not from the route option."""
     with pytest.raises(TypeError, match="messages option is for function views"):
         WebSocketRoutes().add_websocket_route("/", Room, messages=Say)
+
+
+# Test helpers ----------------------------------------------------------------------------
+
+
+async def test_the_test_client_sends_and_expects_typed_messages(
+    websocket_connect: WebSocketConnect,
+) -> None:
+    """send_message() encodes with the class; expect_message() decodes and compares."""
+    ws = await websocket_connect(room_app(), "/rooms/lobby")
+    await ws.send_message(Say(text="hi"))
+    said = await ws.expect_message(Said(text="hi", by="lobby"))
+    assert said.by == "lobby"
+    await ws.send_message(Add(a=1, b=2))
+    assert await ws.receive_message(Sum | Said) == Sum(value=3)
+
+
+async def test_expect_message_fails_on_another_message(
+    websocket_connect: WebSocketConnect,
+) -> None:
+    """A different message, or one of another class, fails the test with both shown."""
+    ws = await websocket_connect(room_app(), "/rooms/lobby")
+    await ws.send_message(Say(text="hi"))
+    with pytest.raises(AssertionError, match=r"expected Said\(text='bye'.*got Said\(text='hi'"):
+        await ws.expect_message(Said(text="bye", by="lobby"))
+    await ws.send_message(Say(text="hi"))
+    with pytest.raises(AssertionError, match=r"expected a Sum message .*Invalid value 'said'"):
+        await ws.receive_message(Sum)
+
+
+async def test_send_message_refuses_plain_values(websocket_connect: WebSocketConnect) -> None:
+    """send_message() is for typed messages; send_json() takes the rest."""
+    ws = await websocket_connect(room_app(), "/rooms/lobby")
+    with pytest.raises(TypeError, match="takes a msgspec Struct or pydantic model"):
+        await ws.send_message({"type": "say", "text": "hi"})

@@ -305,3 +305,11 @@ def typed_encoder(cls: type) -> Callable[[Any], bytes] | None:
 
         return pydantic_core.to_json
     return None
+
+
+def decoder_for(message_class: object) -> Callable[[str | bytes], Any]:
+    """A function that decodes JSON into ``message_class`` (or a union or tuple of classes)."""
+    classes = message_classes(message_class, "the message class")
+    if _kind_of(classes, "the message classes") == "msgspec":
+        return msgspec_decoder(classes, "the message classes").decode  # type: ignore[no-any-return]
+    return pydantic_adapter(classes, "type", "the message classes").validate_json  # type: ignore[no-any-return]

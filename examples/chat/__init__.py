@@ -10,7 +10,9 @@ and every process started with the same Redis shares the rooms::
     CHAT_REDIS_URL=redis://127.0.0.1:6379/0 python -m aiohttp.web -P 8080 examples.chat:init_app
     CHAT_REDIS_URL=redis://127.0.0.1:6379/0 python -m aiohttp.web -P 8081 examples.chat:init_app
 
-It also serves the Bocadillo guide's echo at ``/echo``.
+It also serves the Bocadillo guide's echo at ``/echo``, and the protocol, generated from
+the routes and message classes, at ``/asyncapi.html`` (readable) and ``/asyncapi.json``
+(AsyncAPI 3.0.0).
 
 Logging in
 ----------
@@ -25,7 +27,8 @@ Who is in a room
 ----------------
 :func:`aioendpoints.group_members` knows only this process's members, and the members in
 other processes are reached only by publishing, so each page builds its own list of
-members from four events (members are told apart by an id, since names may repeat):
+members from four messages (members are told apart by an id, since names may repeat;
+the classes are in :mod:`examples.chat.messages`):
 
 * ``welcome`` (to the new member): its own id and its server's id. The page clears its list.
 * ``present`` (to the new member): members to add to the list. The server sends one
@@ -57,7 +60,7 @@ from aioendpoints import WebSocketRoutes
 from examples.echo import echo
 
 from .login import SIGNER_KEY, authenticate, log_in, signer
-from .messages import ROOM_PATTERN, new_id
+from .messages import ROOM_PATTERN, ChatMessage, Joined, Left, Members, Welcome, new_id
 from .room import SERVER_ID_KEY, ChatRoom
 
 __all__ = ["REDIS_URL_ENV", "init_app", "routes"]
@@ -76,6 +79,7 @@ routes.add_websocket_route(
     ChatRoom,
     caught_close_codes="all",
     authenticate=authenticate,
+    send_messages=(Welcome, Members, Joined, Left, ChatMessage),
 )
 
 
@@ -87,7 +91,12 @@ async def index(request: web.Request) -> web.FileResponse:
 def init_app(argv: list[str] | None = None) -> web.Application:
     """Build the chat application (``argv`` is what ``python -m aiohttp.web`` passes on)."""
     app = web.Application()
-    aioendpoints.setup(app, broadcast=os.environ.get(REDIS_URL_ENV) or "memory://")
+    aioendpoints.setup(
+        app,
+        broadcast=os.environ.get(REDIS_URL_ENV) or "memory://",
+        asyncapi="/asyncapi.json",
+        asyncapi_title="aioendpoints chat",
+    )
     app[SERVER_ID_KEY] = new_id()
     app[SIGNER_KEY] = signer()
     app.router.add_get("/", index)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import web
 
@@ -11,9 +11,11 @@ import aioendpoints
 from aioendpoints import (
     BroadcastUnavailable,
     CloseCode,
+    MessageRejected,
     WebSocket,
     WebSocketClose,
     WebSocketEndpoint,
+    on_message,
 )
 
 from . import messages
@@ -40,12 +42,10 @@ def member_group(member_id: str) -> str:
 class ChatRoom(WebSocketEndpoint):
     """``/ws/rooms/{room}``: join the room under the name of the login cookie, and chat.
 
-    Invalid JSON closes the connection with 1007 and a binary frame with 1003 (both done
-    by aioendpoints); a well-formed message the chat does not understand gets an
-    ``error`` message back and the connection stays open.
+    Messages are typed (see :mod:`examples.chat.messages`): one that is not JSON or not a
+    chat message gets aioendpoints' ``error`` message back and the connection stays open;
+    a binary frame closes it with 1003.
     """
-
-    encoding = "json"
 
     async def on_connect(self, ws: WebSocket) -> None:
         """Accept, join the room, list its members here and tell everyone."""
@@ -56,45 +56,54 @@ class ChatRoom(WebSocketEndpoint):
         ws.state.room = room = room_group(ws.path_params["room"])
         server_id = ws.app[SERVER_ID_KEY]
         # Before joining, so that the page knows who it is before any room message.
-        await ws.send(messages.welcome(member_id, server_id))
+        await ws.send(messages.Welcome(member_id, server_id))
         try:
             await ws.join(member_group(member_id))
             await ws.join(room)
             # After joining: whoever this list misses joins later and announces itself.
             here = aioendpoints.group_members(ws.app, room)
-            await ws.send(messages.present(sorted(map(_identity, here), key=_by_name)))
-            await ws.publish(room, messages.joined(member_id, name, server_id))
+            await ws.send(messages.Members(sorted(map(_member, here), key=_by_name)))
+            await ws.publish(room, messages.Joined(member_id, name, server_id))
         except BroadcastUnavailable:
             raise WebSocketClose(CloseCode.TRY_AGAIN_LATER, "the chat is unavailable") from None
         ws.state.announced = True
 
-    async def on_receive(self, ws: WebSocket, data: Any) -> None:
-        """Publish a chat message or a presence answer, or say what was wrong with it."""
+    @on_message
+    async def say(self, ws: WebSocket, message: messages.Say) -> None:
+        """Publish a chat message to the room."""
         try:
-            match messages.parse(data):
-                case messages.Say(text):
-                    await ws.publish(ws.state.room, messages.chat_message(ws.state.name, text))
-                case messages.Present(to):
-                    await ws.publish(member_group(to), messages.present([_identity(ws)]))
+            text = messages.check_text(message.text)
         except messages.InvalidMessage as problem:
-            await ws.send(messages.error(str(problem)))
-        except BroadcastUnavailable:
-            await ws.send(messages.error("the chat is unavailable, try again"))
+            raise MessageRejected(str(problem)) from None
+        await _publish(ws, ws.state.room, messages.ChatMessage.now(ws.state.name, text))
+
+    @on_message
+    async def present(self, ws: WebSocket, message: messages.Present) -> None:
+        """Tell the member ``message.to``, who joined elsewhere, that this one is here."""
+        await _publish(ws, member_group(message.to), messages.Members([_member(ws)]))
 
     async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
         """Tell the room, if this member was announced; it has already left the groups."""
         if not getattr(ws.state, "announced", False):
             return
         try:
-            await ws.publish(ws.state.room, messages.left(ws.state.id, ws.state.name))
+            await ws.publish(ws.state.room, messages.Left(ws.state.id, ws.state.name))
         except BroadcastUnavailable as problem:
             logger.warning("%s left %s unannounced: %s", ws.state.name, ws.state.room, problem)
 
 
-def _identity(member: WebSocket) -> tuple[str, str]:
-    return member.state.id, member.state.name
+async def _publish(
+    ws: WebSocket, group: str, message: messages.Members | messages.ChatMessage
+) -> None:
+    try:
+        await ws.publish(group, message)
+    except BroadcastUnavailable:
+        raise MessageRejected("the chat is unavailable, try again") from None
 
 
-def _by_name(identity: tuple[str, str]) -> tuple[str, str]:
-    member_id, name = identity
-    return name.casefold(), member_id
+def _member(member: WebSocket) -> messages.Member:
+    return messages.Member(member.state.id, member.state.name)
+
+
+def _by_name(member: messages.Member) -> tuple[str, str]:
+    return member.name.casefold(), member.id
