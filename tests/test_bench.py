@@ -69,3 +69,40 @@ def test_a_scenario_name_cannot_be_registered_twice() -> None:
     duplicate = Scenario(existing.name, "again", existing.metrics, existing.run)
     with pytest.raises(ValueError, match=existing.name):
         register(duplicate)
+
+
+@pytest.mark.slow
+def test_typed_dispatch_bench_runs_every_variant(tmp_path: Path) -> None:
+    """`python -m bench.typed_dispatch --quick` times each dispatcher on the same messages."""
+    output = tmp_path / "typed.json"
+    command = [sys.executable, "-m", "bench.typed_dispatch", "--quick", "--json", str(output)]
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(output.read_text())["figures"]
+    assert set(figures) == {
+        "orjson-if",
+        "orjson-if-unchecked",
+        "msgspec",
+        "pydantic",
+        "aioendpoints",
+    }
+    assert all(value > 0 for value in figures.values())
+
+
+def test_typed_dispatchers_agree_on_what_they_handle() -> None:
+    """Each variant hands the same three messages to a handler, and the checked ones refuse
+    a wrong field type."""
+    from bench import typed_dispatch
+
+    for name, make in typed_dispatch.VARIANTS.items():
+        dispatch = make()
+        for raw in typed_dispatch.MESSAGES:
+            dispatch(raw)
+        assert len(typed_dispatch.handled) == 3, name
+        typed_dispatch.handled.clear()
+        if name != "orjson-if-unchecked":
+            # msgspec's and pydantic's errors are ValueErrors too.
+            with pytest.raises(ValueError, match=r"bad move|Expected `float`|valid number"):
+                dispatch(b'{"type": "move", "to": {"x": "far", "y": 0}, "speed": 1}')

@@ -352,11 +352,25 @@ def test_an_unresolvable_annotation_is_refused() -> None:
     class Local(msgspec.Struct, tag="local"):
         pass
 
-    with pytest.raises(TypeError, match=r"cannot resolve its annotations .*Local"):
+    with pytest.raises(TypeError, match=r"cannot resolve the annotation of 'message' .*Local"):
 
         class Unresolved(WebSocketEndpoint):
             @on_message
             async def say(self, ws: WebSocket, message: Local) -> None: ...
+
+
+def test_only_the_message_annotation_needs_resolving() -> None:
+    """Other annotations may name what only a type checker sees (TYPE_CHECKING imports)."""
+    local_websocket = WebSocket
+
+    class Endpoint(WebSocketEndpoint):
+        @on_message
+        async def say(self, ws: local_websocket, message: Say) -> local_websocket:  # type: ignore[valid-type]
+            raise NotImplementedError
+
+    assert Endpoint.message_router is not None
+    assert Endpoint.message_router.receives == (Say,)
+    assert Endpoint.message_router.sends == ()
 
 
 def test_untagged_structs_that_cannot_be_told_apart_are_refused() -> None:

@@ -7,6 +7,7 @@ import inspect
 import logging
 import typing
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any, TypeVar, overload
 
 from ..endpoints import MESSAGE_HANDLER_MARK, WebSocketEndpoint
@@ -139,15 +140,15 @@ def compile_router(cls: type[WebSocketEndpoint], marked: dict[str, Any]) -> Rout
                 f"got ({', '.join(p.name for p in positional)})"
             )
         classes = getattr(handler, _CLASSES)
-        hints = _hints(handler, where, required=not classes)
         if not classes:
             message = positional[2].name
-            if message not in hints:
+            annotation = _annotation(handler, message, where)
+            if annotation is _MISSING:
                 raise TypeError(
                     f"{where}: annotate the parameter {message!r} with its message class, "
                     "or name the classes: @on_message(Say)"
                 )
-            classes = message_classes(hints[message], f"{where}'s {message!r} annotation")
+            classes = message_classes(annotation, f"{where}'s {message!r} annotation")
         else:
             for cls_ in classes:
                 if message_kind(cls_) is None:
@@ -163,8 +164,11 @@ def compile_router(cls: type[WebSocketEndpoint], marked: dict[str, Any]) -> Rout
                 )
             handlers[message_class] = handler
             names[message_class] = name
-        returned = hints.get("return")
-        if returned is not None and returned is not type(None):
+        try:
+            returned = _annotation(handler, "return", where)
+        except TypeError:
+            returned = None  # only describes the route: a type checker's name is no error
+        if returned is not _MISSING and returned is not None and returned is not type(None):
             members = typing.get_args(returned) or (returned,)
             sends.extend(cls_ for cls_ in members if message_kind(cls_) is not None)
     receives = tuple(handlers)
@@ -174,13 +178,19 @@ def compile_router(cls: type[WebSocketEndpoint], marked: dict[str, Any]) -> Rout
     return Router(owner, handlers, tuple(dict.fromkeys(sends)))
 
 
-def _hints(handler: Callable[..., Any], where: str, *, required: bool) -> dict[str, Any]:
+_MISSING: Any = object()
+
+
+def _annotation(handler: Callable[..., Any], name: str, where: str) -> Any:
+    """The annotation of one parameter (or ``"return"``), resolved; the others may not be."""
+    annotations = getattr(handler, "__annotations__", {})
+    if name not in annotations:
+        return _MISSING
+    holder = SimpleNamespace(__annotations__={name: annotations[name]})
     try:
-        return typing.get_type_hints(handler)
+        return typing.get_type_hints(holder, globalns=getattr(handler, "__globals__", None))[name]
     except NameError as error:
-        if not required:
-            return {}  # the classes are named in the decorator
         raise TypeError(
-            f"{where}: cannot resolve its annotations ({error}); define the message classes "
-            "at module level, or name them: @on_message(Say)"
+            f"{where}: cannot resolve the annotation of {name!r} ({error}); define the "
+            "message classes at module level, or name them: @on_message(Say)"
         ) from None
