@@ -5,6 +5,8 @@ types, with an int, a str, a float list and a nested object among their fields):
 
 * ``orjson-if``: ``orjson.loads`` and hand-written ``if data["type"] == ...`` dispatch,
   with the field checks such code needs to be as safe as the typed versions;
+* ``orjson-if-on-receive``: the same in an ``on_receive`` coroutine, as a JSON endpoint
+  runs it (to compare with ``aioendpoints``);
 * ``orjson-if-unchecked``: the same without the checks (for reference: it lets a wrong
   field type through to the handler);
 * ``msgspec``: msgspec's typed decoder into a tagged union, then a dict lookup by class;
@@ -28,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -102,42 +104,70 @@ _keep = handled.append
 # The dispatchers --------------------------------------------------------------------------
 
 
+def checked_dispatch(data: Any) -> None:
+    """Hand-written dispatch on data["type"], with the checks it needs to be safe."""
+    if not isinstance(data, dict):
+        raise ValueError("expected an object")
+    kind = data.get("type")
+    if kind == "say":
+        text, room = data.get("text"), data.get("room")
+        if not isinstance(text, str) or not isinstance(room, str):
+            raise ValueError("bad say")
+        _keep(data)
+    elif kind == "move":
+        to, speed = data.get("to"), data.get("speed")
+        if (
+            not isinstance(to, dict)
+            or not isinstance(to.get("x"), int | float)
+            or not isinstance(to.get("y"), int | float)
+            or not isinstance(speed, int)
+        ):
+            raise ValueError("bad move")
+        _keep(data)
+    elif kind == "draw":
+        points, colour, width = data.get("points"), data.get("colour"), data.get("width")
+        if (
+            not isinstance(points, list)
+            or not all(isinstance(point, int | float) for point in points)
+            or not isinstance(colour, str)
+            or not isinstance(width, int)
+        ):
+            raise ValueError("bad draw")
+        _keep(data)
+    else:
+        raise ValueError(f"unknown type {kind!r}")
+
+
 def orjson_if() -> Callable[[bytes], None]:
     """orjson, then if/elif on data["type"], with the checks hand-written code needs."""
     loads = orjson.loads
 
     def dispatch(raw: bytes) -> None:
-        data = loads(raw)
-        if not isinstance(data, dict):
-            raise ValueError("expected an object")
-        kind = data.get("type")
-        if kind == "say":
-            text, room = data.get("text"), data.get("room")
-            if not isinstance(text, str) or not isinstance(room, str):
-                raise ValueError("bad say")
-            _keep(data)
-        elif kind == "move":
-            to, speed = data.get("to"), data.get("speed")
-            if (
-                not isinstance(to, dict)
-                or not isinstance(to.get("x"), int | float)
-                or not isinstance(to.get("y"), int | float)
-                or not isinstance(speed, int)
-            ):
-                raise ValueError("bad move")
-            _keep(data)
-        elif kind == "draw":
-            points, colour, width = data.get("points"), data.get("colour"), data.get("width")
-            if (
-                not isinstance(points, list)
-                or not all(isinstance(point, int | float) for point in points)
-                or not isinstance(colour, str)
-                or not isinstance(width, int)
-            ):
-                raise ValueError("bad draw")
-            _keep(data)
-        else:
-            raise ValueError(f"unknown type {kind!r}")
+        checked_dispatch(loads(raw))
+
+    return dispatch
+
+
+def orjson_if_on_receive() -> Callable[[bytes], None]:
+    """orjson-if as a JSON endpoint runs it: in an on_receive coroutine (no event loop)."""
+    loads = orjson.loads
+
+    async def on_receive(websocket: object, data: Any) -> None:
+        checked_dispatch(data)
+
+    return _driving(lambda raw: on_receive(None, loads(raw)))
+
+
+def _driving(start: Callable[[bytes], Coroutine[Any, Any, None]]) -> Callable[[bytes], None]:
+    """Run the coroutine ``start(raw)`` to its end; it must not wait for anything."""
+
+    def dispatch(raw: bytes) -> None:
+        running = start(raw)
+        try:
+            running.send(None)
+        except StopIteration:
+            return
+        raise RuntimeError("the handler waited for something")
 
     return dispatch
 
@@ -207,20 +237,12 @@ def aioendpoints_typed() -> Callable[[bytes], None]:
         message_codec = codec
 
     decode, handle, endpoint, websocket = codec.decode, router.handle, object(), Connection()
-
-    def dispatch(raw: bytes) -> None:
-        running = handle(endpoint, websocket, decode(raw))
-        try:
-            running.send(None)
-        except StopIteration:
-            return
-        raise RuntimeError("the handler waited for something")
-
-    return dispatch
+    return _driving(lambda raw: handle(endpoint, websocket, decode(raw)))
 
 
 VARIANTS: dict[str, Callable[[], Callable[[bytes], None]]] = {
     "orjson-if": orjson_if,
+    "orjson-if-on-receive": orjson_if_on_receive,
     "orjson-if-unchecked": orjson_if_unchecked,
     "msgspec": msgspec_typed,
     "pydantic": pydantic_typed,
