@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aiohttp
 import pytest
 
 from tests.chat_server import ROOT, ChatServer, free_port, server_errors
@@ -102,6 +103,52 @@ async def test_two_pages_chat_in_one_room(
     if os.environ.get("AIOENDPOINTS_UPDATE_SCREENSHOT") == "1":
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(tmp_path / "chat.png", SCREENSHOT)
+
+
+async def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The demo's aioendpoints metrics, as Prometheus parses them."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with aiohttp.ClientSession() as session, session.get(f"{url}metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("aioendpoints_")
+    }
+
+
+async def test_metrics_move_as_pages_chat(chat_server: ChatServer, browser: Browser) -> None:
+    """/metrics counts the pages' connections, their messages and the room's publishes."""
+    room = (("route", "/ws/rooms/{room}"),)
+    before = await scrape(chat_server.url)
+    ada = await join(browser, chat_server.url, "Ada", "metrics-test")
+    bob = await join(browser, chat_server.url, "Bob", "metrics-test")
+    await wait_for_members(ada, ["Ada", "Bob"])
+    await say(bob, "Hello from Bob")
+    await wait_for_message(ada, "Hello from Bob")
+    await say(ada, "Hi Bob")
+    await wait_for_message(bob, "Hi Bob")
+    after = await scrape(chat_server.url)
+
+    def moved(name: str, labels: tuple[tuple[str, str], ...] = room) -> float:
+        return after[(name, labels)] - before.get((name, labels), 0)
+
+    assert after[("aioendpoints_connections", room)] == 2
+    assert moved("aioendpoints_connections_total") == 2
+    # Each page sent one chat message; each got a welcome and the room's member list.
+    assert moved("aioendpoints_messages_received_total") == 2
+    assert moved("aioendpoints_messages_sent_total") == 4
+    # Each join and each chat message is published to the room.
+    assert moved("aioendpoints_published_total", ()) == 4
+    assert after[("aioendpoints_group_members", ())] == 4  # a room and a member group each
+    await bob.close()
+    await wait_for_members(ada, ["Ada"])
+    final = await scrape(chat_server.url)
+    assert final[("aioendpoints_connections", room)] == 1
+    assert final[("aioendpoints_disconnects_total", (("code", "1001"), *room))] == 1
 
 
 async def test_pages_reconnect_after_a_server_restart(

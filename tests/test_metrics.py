@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -220,3 +223,27 @@ async def test_a_slow_member_closed_by_the_policy_is_counted() -> None:
         )
         assert samples[("aioendpoints_disconnects_total", (("code", "1013"), *echo))] == 1
         assert samples[("aioendpoints_disconnects_total", (("code", "1000"), *echo))] == 1
+
+
+DASHBOARD = Path(__file__).resolve().parent.parent / "examples" / "grafana" / "aioendpoints.json"
+
+
+async def test_the_grafana_dashboard_charts_every_metric_and_only_real_ones() -> None:
+    """Each name in the dashboard's queries is exposed, and each exposed metric is charted."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    charted = set(re.findall(r"\baioendpoints_\w+", " ".join(queries)))
+    app = web.Application()
+    aioendpoints.setup(app, metrics_path="/metrics")
+    app.add_routes(scenario_routes())
+    async with (
+        serving(app) as url,
+        aiohttp.ClientSession() as session,
+        session.get(f"{url}/metrics") as response,
+    ):
+        text = await response.text()
+    # Every family is announced, with or without samples yet.
+    families = set(re.findall(r"^# HELP (aioendpoints_\w+)", text, re.M))
+    families = {name for name in families if not name.endswith("_created")}
+    charted_families = {re.sub(r"_bucket$", "", name) for name in charted}
+    assert families == charted_families, families ^ charted_families

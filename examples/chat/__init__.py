@@ -10,9 +10,9 @@ and every process started with the same Redis shares the rooms::
     CHAT_REDIS_URL=redis://127.0.0.1:6379/0 python -m aiohttp.web -P 8080 examples.chat:init_app
     CHAT_REDIS_URL=redis://127.0.0.1:6379/0 python -m aiohttp.web -P 8081 examples.chat:init_app
 
-It also serves the Bocadillo guide's echo at ``/echo``, and the protocol, generated from
-the routes and message classes, at ``/asyncapi.html`` (readable) and ``/asyncapi.json``
-(AsyncAPI 3.0.0).
+It also serves the Bocadillo guide's echo at ``/echo``, the protocol, generated from the
+routes and message classes, at ``/asyncapi.html`` (readable) and ``/asyncapi.json``
+(AsyncAPI 3.0.0), and its Prometheus metrics at ``/metrics``.
 
 Logging in
 ----------
@@ -96,6 +96,7 @@ def init_app(argv: list[str] | None = None) -> web.Application:
         broadcast=os.environ.get(REDIS_URL_ENV) or "memory://",
         asyncapi="/asyncapi.json",
         asyncapi_title="aioendpoints chat",
+        metrics_path="/metrics",
     )
     app[SERVER_ID_KEY] = new_id()
     app[SIGNER_KEY] = signer()

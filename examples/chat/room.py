@@ -51,6 +51,7 @@ class ChatRoom(WebSocketEndpoint):
         """Accept, join the room, list its members here and tell everyone."""
         await ws.accept()
         name: str = ws.principal  # checked at login, signed in the cookie
+        ws.user = name  # for aioendpoints.connections(), send_to_user() and disconnect()
         ws.state.id = member_id = messages.new_id()
         ws.state.name = name
         ws.state.room = room = room_group(ws.path_params["room"])
