@@ -23,6 +23,8 @@ from .websocket import WebSocket
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+    from .admin_page import AdminCheck
+
 __all__ = ["CONNECTIONS_KEY", "ConnectionRegistry", "setup"]
 
 logger = logging.getLogger("aioendpoints")
@@ -95,6 +97,8 @@ def setup(
     # Operations
     metrics: bool | CollectorRegistry = False,
     metrics_path: str | None = None,
+    admin_path: str | None = None,
+    admin_check: AdminCheck | None = None,
 ) -> None:
     """Install aioendpoints' app-wide parts on ``app``.
 
@@ -118,6 +122,9 @@ def setup(
     * ``metrics``: record Prometheus metrics (needs the ``metrics`` extra) in a registry of
       their own (``app[METRICS_KEY]``), or in the ``CollectorRegistry`` given;
       ``metrics_path`` also serves them at that path (and turns them on).
+    * ``admin_path``: a read-only admin page of this process's connections and groups,
+      refreshed live, for the requests that ``admin_check(request)`` allows (required with
+      it; sync or async); off by default.
 
     Routes work without it; call it once, before the app starts.
     """
@@ -140,6 +147,10 @@ def setup(
 
         registry = None if isinstance(metrics, bool) else metrics
         install_metrics(app, monitor, hub, registry, metrics_path)
+    if admin_path is not None:
+        from .admin_page import install_admin_page
+
+        install_admin_page(app, admin_path, admin_check)
     if asyncapi is not None:
         from .messages.pages import install as install_asyncapi
 
