@@ -43,6 +43,10 @@ class WebSocketEndpoint:
     :meth:`on_disconnect` runs exactly once when the connection ends, however it ends.
     """
 
+    # One instance per connection: no instance dict, unless a subclass leaves out
+    # __slots__ (Python then gives its instances one; 40 bytes more per connection).
+    __slots__ = ("websocket",)
+
     #: What :meth:`on_receive` gets: ``"text"``, ``"bytes"``, ``"json"``, or ``None`` for
     #: the route's ``receive_type`` when the route sets one (``value_type`` or
     #: ``receive_type``), else the message as it came (``str`` or ``bytes``). It is also
