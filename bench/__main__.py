@@ -46,6 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", metavar="PATH", help="also write every figure to PATH")
     parser.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="with --callgrind: also draw instructions per message as a PNG at PATH",
+    )
+    parser.add_argument(
         "--callgrind",
         action="store_true",
         help="count instructions per message under valgrind instead (deterministic, slow)",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import signal
 import sys
@@ -26,7 +27,7 @@ from .report import machine
 from .scenarios import load_scenarios
 from .scenarios.echo import BINARY_PAYLOAD, JSON_PAYLOAD, TEXT_PAYLOAD
 from .scenarios.load import HOST
-from .servers import BASELINE, KINDS, SCENARIO_ONLY_KINDS, kind_available
+from .servers import APPS, BASELINE, KINDS, SCENARIO_ONLY_KINDS, kind_available
 
 __all__ = ["main"]
 
@@ -45,6 +46,8 @@ FANOUT_LENGTHS = (3, 13)
 QUICK_FANOUT = (200, (2, 6))
 _FANOUT_WARMUP = 2
 _SLOW = 600.0  # seconds: valgrind makes everything 50-100 times slower
+#: The suffix of an echo's figure measured with the server under ``web.run_app``.
+DEPLOYED = "@deployed"
 
 
 async def _series(connection: Connection, frame: bytes, count: int) -> None:
@@ -60,10 +63,10 @@ def _total(dump: Path) -> int:
 
 
 async def measure_kind(
-    kind: str, echoes: list[str], lengths: tuple[int, int], directory: Path
+    kind: str, echoes: list[str], lengths: tuple[int, int], directory: Path, deployed: bool = False
 ) -> dict[str, float]:
     """Run ``kind`` under callgrind through every echo; return instructions per message."""
-    output = directory / f"{kind}.out"
+    output = directory / f"{kind}{'-deployed' if deployed else ''}.out"
     wrapper = (
         "valgrind",
         "--tool=callgrind",
@@ -72,7 +75,13 @@ async def measure_kind(
     )
     # A fixed hash seed keeps dict and set layouts, hence instruction counts, repeatable.
     server = ServerProcess(
-        kind, None, wrapper, start_timeout=_SLOW, stop_timeout=_SLOW, env={"PYTHONHASHSEED": "0"}
+        kind,
+        None,
+        wrapper,
+        start_timeout=_SLOW,
+        stop_timeout=_SLOW,
+        env={"PYTHONHASHSEED": "0"},
+        deployed=deployed,
     )
     marks = 0
     series: dict[str, tuple[int, int]] = {}  # echo -> dump numbers of its two series
@@ -176,15 +185,18 @@ async def _measure_all(
     directory: Path,
     fanout_kinds_wanted: list[str],
     fanout_load: tuple[int, tuple[int, int]],
+    deployed: bool = True,
 ) -> dict[str, dict[str, float]]:
     # Two servers at a time: instruction counts do not depend on how busy the machine is.
     slots = asyncio.Semaphore(2)
 
-    async def one(kind: str) -> dict[str, float]:
+    async def one(kind: str, deployed: bool = False) -> dict[str, float]:
         wanted = [e for e in echoes if _runs_in(kind, e)]
         async with slots:
             started = time.perf_counter()
-            figures = await measure_kind(kind, wanted, lengths, directory)
+            figures = await measure_kind(kind, wanted, lengths, directory, deployed)
+        if deployed:
+            figures = {f"{echo}{DEPLOYED}": figure for echo, figure in figures.items()}
         shown = ", ".join(f"{echo} {figure:,.0f}" for echo, figure in figures.items())
         print(f"{kind:<22} {shown} ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
         return figures
@@ -199,11 +211,14 @@ async def _measure_all(
 
     echo_kinds = [kind for kind in kinds if any(_runs_in(kind, echo) for echo in echoes)]
     jobs = [one(kind) for kind in echo_kinds]
+    deployed_kinds = [kind for kind in echo_kinds if kind in APPS] if deployed else []
+    jobs += [one(kind, deployed=True) for kind in deployed_kinds]
     fanout_kinds = [kind for kind in fanout_kinds_wanted if kind in kinds]
     jobs += [fanout(kind, *fanout_load) for kind in fanout_kinds]
     results = await asyncio.gather(*jobs)
     figures: dict[str, dict[str, float]] = {kind: {} for kind in kinds}
-    for kind, result in zip([*echo_kinds, *fanout_kinds], results, strict=True):
+    job_kinds = [*echo_kinds, *deployed_kinds, *fanout_kinds]
+    for kind, result in zip(job_kinds, results, strict=True):
         figures[kind].update(result)
     return figures
 
@@ -244,20 +259,66 @@ def main(args: argparse.Namespace) -> None:
             f"fanout: {short} and {long} publishes to {members} members, less as many that "
             "publish nothing; the figure is per recipient"
         )
-    header = ("scenario", "kind", "instructions/message", "vs raw aiohttp")
+    print(
+        "bare: aiohttp kinds on a bare AppRunner, nothing else in the loop; as deployed: "
+        "under web.run_app, whose loop keeps a timer (the peers run their own servers: "
+        "one figure). The targets use the deployed figures."
+    )
+    print(render(figures, kinds, [*echoes, *(["fanout"] if fanout_kinds else [])]))
+    print(targets(figures))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"callgrind": figures}, indent=2))
+    if args.plot:
+        from .plot import plot_instructions
+
+        plot_instructions(figures, Path(args.plot))
+        print(f"plot: {args.plot}")
+
+
+#: The issue's targets: aioendpoints' instructions per message over raw aiohttp's, at most.
+TARGETS = {"echo-text": 1.05, "echo-bytes": 1.03, "echo-json": 0.80}
+TARGET_KINDS = ("function", "endpoint")
+
+
+def render(figures: dict[str, dict[str, float]], kinds: list[str], scenarios: list[str]) -> str:
+    """The table: each kind's instructions per message, bare and as deployed, and the ratios."""
+    header = ("scenario", "kind", "bare", "vs raw", "as deployed", "vs raw")
     cells = []
-    for echo in [*echoes, *(["fanout"] if fanout_kinds else [])]:
-        baseline = figures[BASELINE][echo]
+    for echo in scenarios:
+        baseline = figures[BASELINE].get(echo)
+        deployed_baseline = figures[BASELINE].get(echo + DEPLOYED)
         for kind in kinds:
-            if echo in figures[kind]:
-                figure = figures[kind][echo]
-                ratio = f"{figure / baseline:.3f}x"
-                cells.append((echo, KINDS[kind].label, f"{figure:,.0f}", ratio))
+            if echo not in figures[kind] or baseline is None:
+                continue
+            figure = figures[kind][echo]
+            row = [echo, KINDS[kind].label, f"{figure:,.0f}", f"{figure / baseline:.3f}x"]
+            deployed = figures[kind].get(echo + DEPLOYED)
+            if deployed is not None and deployed_baseline is not None:
+                row += [f"{deployed:,.0f}", f"{deployed / deployed_baseline:.3f}x"]
+            elif kind not in APPS and deployed_baseline is not None:
+                row += [f"{figure:,.0f}", f"{figure / deployed_baseline:.3f}x"]
+            else:
+                row += ["", ""]
+            cells.append(tuple(row))
     widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
     rule = "  ".join("=" * width for width in widths)
-    print(rule)
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    print(rule)
+    lines = [rule, "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), rule]
     for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    print(rule)
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    lines.append(rule)
+    return "\n".join(lines)
+
+
+def targets(figures: dict[str, dict[str, float]]) -> str:
+    """Each target, met or missed and by how much, from the deployed figures where measured."""
+    lines = ["targets (aioendpoints / raw aiohttp, instructions per message):"]
+    for echo, limit in TARGETS.items():
+        for kind in TARGET_KINDS:
+            key = echo + DEPLOYED if echo + DEPLOYED in figures.get(kind, {}) else echo
+            if key not in figures.get(kind, {}) or key not in figures[BASELINE]:
+                continue
+            ratio = figures[kind][key] / figures[BASELINE][key]
+            mode = "as deployed" if key != echo else "bare"
+            verdict = "met" if ratio <= limit else f"MISSED by {(ratio / limit - 1) * 100:.1f}%"
+            lines.append(f"  {echo:<11} {kind:<9} {ratio:.3f}x <= {limit:.2f}x ({mode}): {verdict}")
+    return "\n".join(lines)

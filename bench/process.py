@@ -34,6 +34,8 @@ def rss_bytes(pid: int) -> int:
 class ServerProcess:
     """``python -m bench.servers KIND`` (or another ``module``), under ``taskset`` and a tool.
 
+    ``deployed`` runs an aiohttp kind under ``web.run_app`` instead of a bare ``AppRunner``.
+
     Use as ``async with ServerProcess(...) as server:``; ``server.port`` is its port.
     """
 
@@ -46,6 +48,8 @@ class ServerProcess:
         stop_timeout: float = 30.0,
         env: dict[str, str] | None = None,
         module: str = "bench.servers",
+        deployed: bool = False,
+        arguments: tuple[str, ...] = (),
     ) -> None:
         self.kind = kind
         self.port = 0
@@ -56,6 +60,8 @@ class ServerProcess:
             "-m",
             module,
             kind,
+            *arguments,
+            *(("--deployed",) if deployed else ()),
         ]
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout

@@ -77,8 +77,11 @@ async def run_all(
             for kind in order:
                 started = time.perf_counter()
                 try:
-                    start = scenario.server or ServerProcess
-                    async with start(kind, server_cpu) as server:
+                    if scenario.server is not None:
+                        server = scenario.server(kind, server_cpu, settings)
+                    else:
+                        server = ServerProcess(kind, server_cpu)
+                    async with server:
                         figures = await scenario.run(server, settings)
                 except (OSError, RuntimeError, TimeoutError) as error:
                     failure = f"round {round_number + 1} {scenario.name} {kind}: {error!r}"

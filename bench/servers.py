@@ -2,7 +2,9 @@
 
 Run one with ``python -m bench.servers KIND``: it listens on a free loopback port, prints
 ``PORT <n>`` on stdout, echoes on ``/text``, ``/json`` and ``/bytes`` until SIGTERM or
-SIGINT, then exits cleanly (so that callgrind writes its figures). On SIGUSR1 it calls
+SIGINT, then exits cleanly (so that callgrind writes its figures). The aiohttp and
+aioendpoints kinds run bare (``AppRunner``, nothing else in the loop) or, with
+``--deployed``, under ``web.run_app`` as they are deployed. On SIGUSR1 it calls
 ``getppid()`` (callgrind dumps its counters there) and prints ``MARK``.
 """
 
@@ -88,9 +90,7 @@ async def _run_aiohttp_app(app: Any, sock: socket.socket, stop: asyncio.Event) -
     await runner.cleanup()
 
 
-async def serve_aiohttp(
-    sock: socket.socket, stop: asyncio.Event, heartbeat: float | None = None
-) -> None:
+async def app_aiohttp(heartbeat: float | None = None) -> Any:
     """Raw aiohttp: the loop every aiohttp WebSocket tutorial shows, with its defaults."""
     from aiohttp import WSMsgType, web
 
@@ -122,17 +122,15 @@ async def serve_aiohttp(
     app.router.add_get("/text", text)
     app.router.add_get("/json", json_echo)
     app.router.add_get("/bytes", binary)
-    await _run_aiohttp_app(app, sock, stop)
+    return app
 
 
-async def serve_aiohttp_heartbeat(sock: socket.socket, stop: asyncio.Event) -> None:
-    """Raw aiohttp with the heartbeat aioendpoints turns on by default (20 seconds)."""
-    await serve_aiohttp(sock, stop, heartbeat=20.0)
+async def app_aiohttp_heartbeat() -> Any:
+    """Raw aiohttp with aiohttp's own heartbeat at aioendpoints' default interval (20 s)."""
+    return await app_aiohttp(heartbeat=20.0)
 
 
-async def serve_function(
-    sock: socket.socket, stop: asyncio.Event, *, metrics: bool = False, **options: Any
-) -> None:
+async def app_function(*, metrics: bool = False, **options: Any) -> Any:
     """aioendpoints function views, as the guide writes them (with the default options)."""
     from aiohttp import web
 
@@ -152,31 +150,31 @@ async def serve_function(
     app = web.Application()
     aioendpoints.setup(app, metrics=metrics)
     app.add_routes(routes)
-    await _run_aiohttp_app(app, sock, stop)
+    return app
 
 
-async def serve_function_metrics(sock: socket.socket, stop: asyncio.Event) -> None:
+async def app_function_metrics() -> Any:
     """aioendpoints function views with Prometheus metrics on: every message counted."""
-    await serve_function(sock, stop, metrics=True)
+    return await app_function(metrics=True)
 
 
-async def serve_function_stdlib_json(sock: socket.socket, stop: asyncio.Event) -> None:
+async def app_function_stdlib_json() -> Any:
     """aioendpoints function views with orjson hidden, so the stdlib json fallback runs."""
     sys.modules["orjson"] = None  # type: ignore[assignment]  # makes `import orjson` fail
-    await serve_function(sock, stop)
+    return await app_function()
 
 
-async def serve_function_no_heartbeat(sock: socket.socket, stop: asyncio.Event) -> None:
-    """aioendpoints function views without the default 20-second heartbeat."""
-    await serve_function(sock, stop, heartbeat=None)
+async def app_function_no_heartbeat() -> Any:
+    """aioendpoints function views without the default 20-second keepalive."""
+    return await app_function(heartbeat=None)
 
 
-async def serve_function_bare(sock: socket.socket, stop: asyncio.Event) -> None:
-    """aioendpoints function views without the heartbeat and without the send guard."""
-    await serve_function(sock, stop, heartbeat=None, send_timeout=None)
+async def app_function_bare() -> Any:
+    """aioendpoints function views without the keepalive and without the send guard."""
+    return await app_function(heartbeat=None, send_timeout=None)
 
 
-async def serve_endpoint(sock: socket.socket, stop: asyncio.Event) -> None:
+async def app_endpoint() -> Any:
     """aioendpoints class endpoints, one per value type."""
     from aiohttp import web
 
@@ -204,7 +202,7 @@ async def serve_endpoint(sock: socket.socket, stop: asyncio.Event) -> None:
     app = web.Application()
     aioendpoints.setup(app)
     app.add_routes(routes)
-    await _run_aiohttp_app(app, sock, stop)
+    return app
 
 
 # The peers ---------------------------------------------------------------------------------
@@ -284,18 +282,23 @@ async def serve_websockets(sock: socket.socket, stop: asyncio.Event) -> None:
         await stop.wait()
 
 
-SERVERS: dict[str, Serve] = {
-    "aiohttp": serve_aiohttp,
-    "aiohttp-heartbeat": serve_aiohttp_heartbeat,
-    "function": serve_function,
-    "function-stdlib-json": serve_function_stdlib_json,
-    "function-no-heartbeat": serve_function_no_heartbeat,
-    "function-bare": serve_function_bare,
-    "function-metrics": serve_function_metrics,
-    "endpoint": serve_endpoint,
+#: The aiohttp applications of the aiohttp and aioendpoints kinds.
+APPS: dict[str, Callable[[], Awaitable[Any]]] = {
+    "aiohttp": app_aiohttp,
+    "aiohttp-heartbeat": app_aiohttp_heartbeat,
+    "function": app_function,
+    "function-stdlib-json": app_function_stdlib_json,
+    "function-no-heartbeat": app_function_no_heartbeat,
+    "function-bare": app_function_bare,
+    "function-metrics": app_function_metrics,
+    "endpoint": app_endpoint,
+}
+#: The peers, which run their own servers.
+PEERS: dict[str, Serve] = {
     "starlette": serve_starlette,
     "websockets": serve_websockets,
 }
+SERVERS = [*APPS, *PEERS]
 
 
 def _mark() -> None:
@@ -314,23 +317,60 @@ def raise_file_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def _main(kind: str) -> None:
-    raise_file_limit()
+def listening_socket() -> socket.socket:
+    """A non-blocking socket listening on a free loopback port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(4096)
     sock.setblocking(False)
+    return sock
+
+
+async def _main(kind: str) -> None:
+    sock = listening_socket()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGUSR1, _mark)
-    if kind != "starlette":
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-    await SERVERS[kind](sock, stop)
+    if kind in PEERS:
+        if kind != "starlette":
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+        await PEERS[kind](sock, stop)
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await _run_aiohttp_app(await APPS[kind](), sock, stop)
+
+
+def run_deployed(app: Awaitable[Any], extra_signals: dict[int, Callable[[], None]]) -> None:
+    """Serve ``app`` with ``web.run_app``, as it is deployed: its loop keeps a timer.
+
+    run_app sleeps an hour at a time while it serves; a loop with any timer does a little
+    more work per iteration than one without, which raw aiohttp pays in production too.
+    """
+    from aiohttp import web
+
+    sock = listening_socket()
+    loop = asyncio.new_event_loop()
+    for signum, handler in extra_signals.items():
+        loop.add_signal_handler(signum, handler)
+    web.run_app(app, sock=sock, loop=loop, access_log=None, print=lambda _: _announce(sock))
+
+
+def main(argv: list[str]) -> None:
+    """``python -m bench.servers KIND [--deployed]``."""
+    deployed = "--deployed" in argv
+    names = [arg for arg in argv if arg != "--deployed"]
+    if len(names) != 1 or names[0] not in SERVERS:
+        sys.exit(f"usage: python -m bench.servers {{{','.join(SERVERS)}}} [--deployed]")
+    kind = names[0]
+    raise_file_limit()
+    if deployed and kind in APPS:
+        run_deployed(APPS[kind](), {signal.SIGUSR1: _mark})
+    else:
+        asyncio.run(_main(kind))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in SERVERS:
-        sys.exit(f"usage: python -m bench.servers {{{','.join(SERVERS)}}}")
-    asyncio.run(_main(sys.argv[1]))
+    main(sys.argv[1:])

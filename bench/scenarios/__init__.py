@@ -17,7 +17,13 @@ from ..process import ServerProcess
 __all__ = ["SCENARIOS", "Metric", "Scenario", "Settings", "load_scenarios", "register"]
 
 #: The modules that register scenarios, in the order the table shows them.
-SCENARIO_MODULES = ("bench.scenarios.echo", "bench.scenarios.memory", "bench.scenarios.fanout")
+SCENARIO_MODULES = (
+    "bench.scenarios.echo",
+    "bench.scenarios.memory",
+    "bench.scenarios.fanout",
+    "bench.scenarios.scale",
+    "bench.scenarios.keepalive",
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,12 @@ class Settings:
     #: Fan-out: members of the group, and messages published to all of them.
     fanout_members: int = 1000
     fanout_rounds: int = 30
+    #: The scale scenario: connections in one server process, and publishes to all.
+    scale_connections: int = 10_000
+    scale_rounds: int = 5
+    #: The keepalive scenario: its ``heartbeat`` and how many silent peers, one at a time.
+    keepalive_heartbeat: float = 2.0
+    keepalive_peers: int = 5
 
 
 #: Full runs, as the docs report them, and quick runs (under a minute in all).
@@ -44,6 +56,10 @@ QUICK = Settings(
     memory_connections=200,
     fanout_members=200,
     fanout_rounds=10,
+    scale_connections=500,
+    scale_rounds=2,
+    keepalive_heartbeat=0.5,
+    keepalive_peers=2,
 )
 
 
@@ -59,8 +75,9 @@ class Metric:
 
 
 Figures = dict[str, float]
-#: Starts the server of one kind on a CPU (or unpinned): ``ServerProcess`` by default.
-ServerFactory = Callable[[str, int | None], ServerProcess]
+#: Starts the server of one kind on a CPU (or unpinned) for the run's settings;
+#: ``ServerProcess(kind, cpu)`` by default.
+ServerFactory = Callable[[str, int | None, "Settings"], ServerProcess]
 
 
 @dataclass(frozen=True)

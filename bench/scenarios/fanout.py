@@ -9,6 +9,7 @@ and waits until every member has it. The kinds:
   loop of ``await ws.send_str(text)`` over the sockets, as an aiohttp app would;
 * ``function``: an aioendpoints view that joins a group, with its default options, and
   ``aioendpoints.publish()`` on the default ``memory://`` backend;
+* ``endpoint``: the same with a class endpoint that declares the group (``groups``);
 * ``function-redis``: the same over ``redis://``, the Redis server being started by the
   bench on a free port (from ``redis-server`` on the PATH; skipped without it).
 
@@ -41,10 +42,10 @@ from ..servers import _mark
 from . import Figures, Metric, Scenario, Settings, register
 from .load import HOST, close_all, open_connections
 
-__all__ = ["KINDS", "Publisher", "fanout_server", "server_app"]
+__all__ = ["KINDS", "Publisher", "fan_out", "fanout_server", "server_app"]
 
 #: The kinds a fan-out server can be.
-KINDS = ("aiohttp", "function", "function-redis")
+KINDS = ("aiohttp", "function", "endpoint", "function-redis")
 
 GROUP = "bench"
 PATH = "/members"
@@ -66,7 +67,7 @@ def server_app(kind: str, redis_url: str | None) -> Any:
     from aiohttp import web
 
     import aioendpoints
-    from aioendpoints import WebSocket, WebSocketRoutes
+    from aioendpoints import WebSocket, WebSocketEndpoint, WebSocketRoutes
 
     app = web.Application()
     raw_sockets: list[web.WebSocketResponse] = []
@@ -88,6 +89,9 @@ def server_app(kind: str, redis_url: str | None) -> Any:
         await ws.join(GROUP)
         async for _ in ws:
             pass
+
+    class Member(WebSocketEndpoint):
+        groups = (GROUP,)
 
     def members() -> int:
         if kind == "aiohttp":
@@ -115,7 +119,7 @@ def server_app(kind: str, redis_url: str | None) -> Any:
         app.router.add_get(PATH, raw_member)
     else:
         routes = WebSocketRoutes()
-        routes.add_websocket_route(PATH, member)
+        routes.add_websocket_route(PATH, Member if kind == "endpoint" else member)
         broadcast = "memory://"
         if kind == "function-redis":
             if redis_url is None:
@@ -236,6 +240,8 @@ class Publisher:
         self._kind = server.kind
         self._port = server.port
         self.members: list[Connection] = []
+        #: Seconds that opening the members' connections took (handshakes included).
+        self.connect_seconds = 0.0
 
     async def stats(self, memory: bool = False) -> dict[str, float]:
         """The server's CPU time so far, its members and (when asked) its memory."""
@@ -245,7 +251,9 @@ class Publisher:
 
     async def connect(self, count: int, wait: float = 30.0) -> None:
         """Open ``count`` member connections and wait until all have joined the group."""
+        started = time.perf_counter()
         self.members = await open_connections(self._port, PATH, count, wait)
+        self.connect_seconds = time.perf_counter() - started
         deadline = time.perf_counter() + wait
         while (await self.stats())["members"] != count:
             if time.perf_counter() > deadline:
@@ -268,21 +276,25 @@ class Publisher:
         await close_all(self.members)
 
 
-async def _fan_out(server: ServerProcess, settings: Settings) -> Figures:
+CONNECT = Metric("connect_us", "handshake time per connection (batches of 100)", "µs")
+
+
+async def fan_out(server: ServerProcess, members: int, rounds_count: int) -> Figures:
+    """Connect ``members``, then publish to all of them ``rounds_count`` times; the figures."""
     from aiohttp import ClientSession
 
     async with ClientSession() as session:
         publisher = Publisher(session, server)
         idle_rss = (await publisher.stats(memory=True))["rss"]
         try:
-            await publisher.connect(settings.fanout_members)
+            await publisher.connect(members, wait=60.0)
             rss = (await publisher.stats(memory=True))["rss"]
 
             async def rounds(way: str) -> tuple[float, list[float]]:
                 """Server CPU seconds per round and the times to all, after the warm-up."""
                 cpu = 0.0
                 times: list[float] = []
-                for number in range(WARMUP_ROUNDS + settings.fanout_rounds):
+                for number in range(WARMUP_ROUNDS + rounds_count):
                     before = await publisher.stats()
                     started = time.perf_counter()
                     await publisher.publish(way, number)
@@ -291,19 +303,23 @@ async def _fan_out(server: ServerProcess, settings: Settings) -> Figures:
                     if number >= WARMUP_ROUNDS:
                         cpu += after["cpu"] - before["cpu"]
                         times.append(elapsed)
-                return cpu / settings.fanout_rounds, times
+                return cpu / rounds_count, times
 
             nothing, _ = await rounds("nothing")
             publish, times = await rounds("publish")
         finally:
             await publisher.close()
-    members = settings.fanout_members
     return {
         CPU.key: (publish - nothing) / members * 1e6,
         TIME_TO_ALL.key: statistics.median(times) * 1e3,
         MEMORY.key: (rss - idle_rss) / members / 1024,
-        "messages": members * settings.fanout_rounds,
+        CONNECT.key: publisher.connect_seconds / members * 1e6,
+        "messages": members * rounds_count,
     }
+
+
+async def _fan_out(server: ServerProcess, settings: Settings) -> Figures:
+    return await fan_out(server, settings.fanout_members, settings.fanout_rounds)
 
 
 register(
@@ -311,11 +327,11 @@ register(
         "fanout",
         "one JSON message published to every member: raw aiohttp's send_str loop, "
         "aioendpoints.publish() on memory:// and on redis://",
-        (CPU, TIME_TO_ALL, MEMORY),
+        (CPU, TIME_TO_ALL, MEMORY, CONNECT),
         _fan_out,
         extra_kinds=("function-redis",),
         only_kinds=KINDS,
-        server=fanout_server,
+        server=lambda kind, cpu, settings: fanout_server(kind, cpu),
         unavailable=_unavailable,
     )
 )
