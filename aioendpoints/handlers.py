@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from typing import Any, Unpack
 
 from aiohttp import hdrs, web
 
-from .admission import admitting
+from .admission import Admission
 from .application import CONNECTIONS_KEY
 from .broadcast.groups import leave_all_groups
 from .close_codes import CloseCode, is_sendable_close_code
@@ -64,53 +65,73 @@ def websocket_handler(view: View, /, **options: Unpack[WebSocketOptions]) -> Han
         )
         # An endpoint without an encoding gets what the route says it receives, if it says.
         says = "receive_type" in options or "value_type" in options
-        handler = _endpoint_handler(
-            view, route_options, route_options.receive_type if says else None
-        )
+        start = _endpoint_start(view, route_options, route_options.receive_type if says else None)
     else:
         assert not isinstance(view, type)
         converters, takes_any = converters_for(view)
         route_options = RouteOptions.from_options(options)
-        handler = _function_handler(view, route_options, converters, takes_any)
-    admitted = admitting(handler, route_options)
+        start = _function_start(view, route_options, converters, takes_any)
+    admitted = _named(partial(_serve, start, Admission(route_options), view), view)
     # What the route serves, for descriptions of the app such as its AsyncAPI document.
     admitted.websocket_view = view  # type: ignore[attr-defined]
     admitted.websocket_options = route_options  # type: ignore[attr-defined]
     return admitted
 
 
-def _endpoint_handler(
+#: Makes a request's connection: the WebSocket, the view's coroutine, and the endpoint's
+#: ``on_disconnect`` (``None`` for a function view). Plain functions, so that while a
+#: connection is open only ``_serve`` and the view are on its stack.
+_Start = Callable[
+    [web.Request],
+    tuple[WebSocket, Awaitable[None], Callable[[WebSocket, int], Awaitable[None]] | None],
+]
+
+
+def _endpoint_start(
     endpoint_class: type[WebSocketEndpoint], options: RouteOptions, encoding: ValueType | None
-) -> Handler:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        _require_upgrade(request)
+) -> _Start:
+    if endpoint_class.encoding is None and encoding is not None:
+        # The route says what the endpoint receives: a subclass that says so, made once here
+        # rather than an attribute set on each instance (endpoints have no instance dict).
+        endpoint_class = type(
+            endpoint_class.__name__,
+            (endpoint_class,),
+            {
+                "__slots__": (),
+                "encoding": encoding,
+                "__module__": endpoint_class.__module__,
+                "__qualname__": endpoint_class.__qualname__,
+                "__doc__": endpoint_class.__doc__,
+            },
+        )
+
+    def start(
+        request: web.Request,
+    ) -> tuple[WebSocket, Awaitable[None], Callable[[WebSocket, int], Awaitable[None]]]:
         websocket = WebSocket(request, options)
         endpoint = endpoint_class(websocket)
-        if endpoint.encoding is None and encoding is not None:
-            endpoint.encoding = encoding
-        return await _serve(websocket, endpoint.dispatch(), endpoint.on_disconnect, endpoint_class)
+        return websocket, endpoint.dispatch(), endpoint.on_disconnect
 
-    return _named(handler, endpoint_class)
+    return start
 
 
-def _function_handler(
+def _function_start(
     view: Callable[..., Awaitable[None]],
     options: RouteOptions,
     converters: ParamConverters,
     takes_any: bool,
-) -> Handler:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        _require_upgrade(request)
+) -> _Start:
+    def start(request: web.Request) -> tuple[WebSocket, Awaitable[None], None]:
         params = convert_params(request.match_info, converters, takes_any)
         websocket = WebSocket(request, options, params)
-        return await _serve(websocket, view(websocket, **params), None, view)
+        return websocket, view(websocket, **params), None
 
-    return _named(handler, view)
+    return start
 
 
-def _named(handler: Handler, view: Any) -> Handler:
-    handler.__name__ = getattr(view, "__name__", handler.__name__)
-    handler.__qualname__ = getattr(view, "__qualname__", handler.__qualname__)
+def _named(handler: partial[Coroutine[Any, Any, web.StreamResponse]], view: Any) -> Handler:
+    handler.__name__ = getattr(view, "__name__", "websocket_handler")  # type: ignore[attr-defined]
+    handler.__qualname__ = getattr(view, "__qualname__", "websocket_handler")  # type: ignore[attr-defined]
     handler.__doc__ = getattr(view, "__doc__", None)
     return handler
 
@@ -125,79 +146,102 @@ def _require_upgrade(request: web.Request) -> None:
 
 
 async def _serve(
-    websocket: WebSocket,
-    running: Awaitable[None],
-    on_disconnect: Callable[[WebSocket, int], Awaitable[None]] | None,
-    view: Any,
+    start: _Start, admission: Admission, view: Any, request: web.Request
 ) -> web.StreamResponse:
-    config = websocket.request.config_dict
-    registry = config.get(CONNECTIONS_KEY)
-    websocket._registry = registry
-    observer = websocket._observer = config.get(OBSERVER_KEY)
-    # Every record logged while serving the connection carries its id and route.
-    serving = connection_context.set((websocket.id, websocket.route))
+    """The aiohttp handler of a route (``partial``-bound to it): admit, run, end.
+
+    One coroutine for all of it, so that an open connection keeps no more frames than the
+    view's own.
+    """
     try:
-        await running
-    except asyncio.CancelledError:
-        # The task was cancelled: the client vanished, or the server stopped waiting.
-        websocket._abort()
-        raise
-    except WebSocketDisconnect as disconnect:
-        # A disconnect that follows our own close (a limit, a shutdown) is expected.
-        if not websocket._options.catches(disconnect.code) and not websocket._closed_here:
-            logger.warning(
-                "WebSocket view %s ended by a disconnect with code %d (not in caught_close_codes)",
-                _name(view),
-                disconnect.code,
-            )
-    except WebSocketClose as close:
-        mapped = websocket._options.close_for(close)
-        code, reason = mapped or (close.code, close.reason)
-        logger.debug("WebSocket view %s closes with %d: %s", _name(view), code, reason)
-        if not websocket.accepted:
-            websocket._set_closed(code, reason)
-            raise web.HTTPForbidden(text=reason or None) from None
-        await _close_quietly(websocket, code, reason)
-    except web.HTTPException:
-        if not websocket.accepted:
-            websocket._set_closed(CloseCode.POLICY_VIOLATION, "refused")
+        await admission.admit(request)
+        try:
+            _require_upgrade(request)
+            websocket, running, on_disconnect = start(request)
+        except BaseException:
+            admission.release(request)
             raise
-        logger.exception("Error in WebSocket view %s", _name(view))
-        await _close_quietly(websocket, CloseCode.INTERNAL_ERROR, "Internal server error")
-    except Exception as error:
-        mapped = websocket._options.close_for(error)
-        if mapped is not None and mapped[0] != CloseCode.INTERNAL_ERROR:
-            # The route maps this exception to a close code: an expected outcome.
-            logger.debug("WebSocket view %s closes with %d on %r", _name(view), mapped[0], error)
-            if not websocket.accepted:
-                websocket._set_closed(*mapped)
-                raise web.HTTPForbidden(text=mapped[1] or None) from None
-            await _close_quietly(websocket, *mapped)
-            return websocket.response  # type: ignore[return-value]
-        logger.exception("Error in WebSocket view %s", _name(view))
-        if not websocket.accepted:
-            websocket._set_closed(CloseCode.INTERNAL_ERROR, "")
-            raise web.HTTPInternalServerError() from None
-        code, reason = mapped or (CloseCode.INTERNAL_ERROR, "Internal server error")
-        await _close_quietly(websocket, code, reason)
-    else:
-        if not websocket.accepted:
-            # Closed or never accepted: the handshake is refused, as in Starlette.
-            websocket._set_closed(CloseCode.POLICY_VIOLATION, "refused")
-            raise web.HTTPForbidden()
-        await _close_quietly(websocket, CloseCode.NORMAL_CLOSURE, "")
-    finally:
-        if websocket.accepted:
-            if registry is not None:
-                registry.discard(websocket)
-            leave_all_groups(websocket)
-            if observer is not None:
-                observer.closed(websocket)
-            if on_disconnect is not None:
-                await _run_disconnect_hook(websocket, on_disconnect, view)
-        connection_context.reset(serving)
-    assert websocket.response is not None
-    return websocket.response
+        try:
+            config = request.config_dict
+            registry = config.get(CONNECTIONS_KEY)
+            websocket._registry = registry
+            observer = websocket._observer = config.get(OBSERVER_KEY)
+            # Every record logged while serving the connection carries its id and route.
+            serving = connection_context.set((websocket.id, websocket.route))
+            try:
+                await running
+            except asyncio.CancelledError:
+                # The task was cancelled: the client vanished, or the server stopped waiting.
+                websocket._abort()
+                raise
+            except WebSocketDisconnect as disconnect:
+                # A disconnect that follows our own close (a limit, a shutdown) is expected.
+                if not websocket._options.catches(disconnect.code) and not websocket._closed_here:
+                    logger.warning(
+                        "WebSocket view %s ended by a disconnect with code %d "
+                        "(not in caught_close_codes)",
+                        _name(view),
+                        disconnect.code,
+                    )
+            except WebSocketClose as close:
+                mapped = websocket._options.close_for(close)
+                code, reason = mapped or (close.code, close.reason)
+                logger.debug("WebSocket view %s closes with %d: %s", _name(view), code, reason)
+                if not websocket.accepted:
+                    websocket._set_closed(code, reason)
+                    raise web.HTTPForbidden(text=reason or None) from None
+                await _close_quietly(websocket, code, reason)
+            except web.HTTPException:
+                if not websocket.accepted:
+                    websocket._set_closed(CloseCode.POLICY_VIOLATION, "refused")
+                    raise
+                logger.exception("Error in WebSocket view %s", _name(view))
+                await _close_quietly(websocket, CloseCode.INTERNAL_ERROR, "Internal server error")
+            except Exception as error:
+                mapped = websocket._options.close_for(error)
+                if mapped is not None and mapped[0] != CloseCode.INTERNAL_ERROR:
+                    # The route maps this exception to a close code: an expected outcome.
+                    logger.debug(
+                        "WebSocket view %s closes with %d on %r", _name(view), mapped[0], error
+                    )
+                    if not websocket.accepted:
+                        websocket._set_closed(*mapped)
+                        raise web.HTTPForbidden(text=mapped[1] or None) from None
+                    await _close_quietly(websocket, *mapped)
+                    return websocket.response  # type: ignore[return-value]
+                logger.exception("Error in WebSocket view %s", _name(view))
+                if not websocket.accepted:
+                    websocket._set_closed(CloseCode.INTERNAL_ERROR, "")
+                    raise web.HTTPInternalServerError() from None
+                code, reason = mapped or (CloseCode.INTERNAL_ERROR, "Internal server error")
+                await _close_quietly(websocket, code, reason)
+            else:
+                if not websocket.accepted:
+                    # Closed or never accepted: the handshake is refused, as in Starlette.
+                    websocket._set_closed(CloseCode.POLICY_VIOLATION, "refused")
+                    raise web.HTTPForbidden()
+                await _close_quietly(websocket, CloseCode.NORMAL_CLOSURE, "")
+            finally:
+                if websocket.accepted:
+                    if registry is not None:
+                        registry.discard(websocket)
+                    leave_all_groups(websocket)
+                    if observer is not None:
+                        observer.closed(websocket)
+                    if on_disconnect is not None:
+                        await _run_disconnect_hook(websocket, on_disconnect, view)
+                connection_context.reset(serving)
+            assert websocket.response is not None
+            return websocket.response
+        finally:
+            admission.release(request)
+    except web.HTTPException as refused:
+        # Once the handshake is accepted, the view runner answers everything with a close
+        # frame: an HTTP error that gets here refused the handshake.
+        observer = request.config_dict.get(OBSERVER_KEY)
+        if observer is not None:
+            observer.refused(request, refused.status)
+        raise
 
 
 async def _close_quietly(websocket: WebSocket, code: int, reason: str) -> None:
