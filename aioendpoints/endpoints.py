@@ -107,19 +107,20 @@ class WebSocketEndpoint:
                     await handle(self, websocket, await websocket.receive())
             except WebSocketDisconnect:
                 return
-        on_receive = self.on_receive
         try:
             if type(self).decode is WebSocketEndpoint.decode:
                 # The common case: the connection's own receive method decodes, with no
                 # decode() coroutine per message.
                 receive = _RECEIVERS[self.encoding]
                 while True:
-                    await on_receive(websocket, await receive(websocket))
+                    await self.on_receive(websocket, await receive(websocket))
             else:
                 decode = self.decode
                 receive_message = websocket.receive_message
                 while True:
-                    await on_receive(websocket, await decode(websocket, await receive_message()))
+                    await self.on_receive(
+                        websocket, await decode(websocket, await receive_message())
+                    )
         except WebSocketDisconnect:
             return
 

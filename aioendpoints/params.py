@@ -6,6 +6,7 @@ import inspect
 import re
 import typing
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
@@ -101,10 +102,16 @@ def check_path_params(
         )
 
 
+#: The parameters of a route without any, shared by its connections.
+NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
+
+
 def convert_params(
     match_info: Mapping[str, str], converters: Mapping[str, Converter | None], takes_any: bool
-) -> dict[str, Any]:
+) -> Mapping[str, Any]:
     """Convert the matched route parameters; an invalid one is HTTP 400, before any upgrade."""
+    if not match_info:
+        return NO_PARAMS
     params: dict[str, Any] = {}
     for name, raw in match_info.items():
         if name in converters:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import itertools
 import logging
 import warnings
@@ -23,7 +24,7 @@ from .exceptions import (
     WebSocketDisconnect,
     WebSocketStateError,
 )
-from .keepalive import Keepalive, can_watch, watch
+from .keepalive import can_watch, stop_watching, watch
 from .limits import (
     AUTH_TIMEOUT_CLOSE,
     IDLE_TIMEOUT_CLOSE,
@@ -36,6 +37,7 @@ from .limits import (
 )
 from .observers import ConnectionObserver, route_of
 from .options import RouteOptions, ValueType, check_value_type
+from .params import NO_PARAMS
 from .policy import peer_close_reply
 from .refusals import http_error
 from .request_keys import PRINCIPAL_KEY, RECEIVE_FILTER_KEY
@@ -106,7 +108,6 @@ class WebSocket:
         "_dumps",
         "_groups",
         "_idle_deadline",
-        "_keepalive",
         "_loads",
         "_observer",
         "_options",
@@ -141,7 +142,9 @@ class WebSocket:
         self.response: web.WebSocketResponse | None = None
         #: The route parameters, converted by the view's annotations.
         self.path_params: Mapping[str, Any] = (
-            dict(request.match_info) if path_params is None else path_params
+            (dict(request.match_info) if request.match_info else NO_PARAMS)
+            if path_params is None
+            else path_params
         )
         self._options = options or RouteOptions()
         self._phase = _CONNECTING
@@ -166,7 +169,6 @@ class WebSocket:
         self._rate_limit: TokenBucket | None = None
         self._send_guard: SendGuard | None = None
         self._auth_timer: asyncio.TimerHandle | None = None
-        self._keepalive: Keepalive | None = None
         # When the pending receive() gives up for idle_timeout; control frames do not move it.
         self._idle_deadline: float | None = None
         #: Whether this side closed first, so the view's WebSocketDisconnect is expected.
@@ -362,7 +364,7 @@ class WebSocket:
             # Pings are answered by _pong(), whose write is bounded: aiohttp's waits for the
             # reader forever, inside receive(), when a peer floods pings and reads nothing.
             autoping=False,
-            writer_limit=max(options.write_buffer_limit // 4, 1024),
+            writer_limit=_writer_limit(options.write_buffer_limit),
         )
         if headers is not None:
             response.headers.extend(headers.items() if isinstance(headers, Mapping) else headers)
@@ -371,7 +373,7 @@ class WebSocket:
         self._phase = _OPEN
         if keepalive:
             assert heartbeat is not None
-            self._keepalive = watch(self.request, heartbeat)
+            watch(self.request, heartbeat)
         if self._registry is not None:
             self._registry.add(self)
         self._start_limits()
@@ -955,8 +957,7 @@ class WebSocket:
             # Release the connection now rather than when the deadline would have passed.
             self.authenticated()
             # No pings after a close frame.
-            if self._keepalive is not None:
-                self._keepalive.stop()
+            stop_watching(self.request)
 
     def _abort(self) -> None:
         """Mark the connection as dropped (1006) unless it has a close code; drop the transport."""
@@ -1022,6 +1023,12 @@ async def _room_for_close(transport: asyncio.Transport, within: float) -> bool:
 
 _CLOSE_FRAME_ROOM = 2 + 2 + _MAX_REASON_BYTES
 _ROOM_POLL_INTERVAL = 0.02
+
+
+@functools.cache
+def _writer_limit(write_buffer_limit: int) -> int:
+    # Cached so that connections share one int object rather than each making its own.
+    return max(write_buffer_limit // 4, 1024)
 
 
 def _encode_reason(reason: str) -> bytes:

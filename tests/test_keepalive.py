@@ -252,6 +252,21 @@ async def test_sweeper_counts_any_chunk_as_an_answer() -> None:
         sweeper.discard(keepalive)
 
 
+async def test_sweeper_forgets_members_in_any_order() -> None:
+    """Members leave from the middle, the end and the start; the others stay watched."""
+    sweeper = keepalive_module._Sweeper(asyncio.get_running_loop(), 100.0)
+    members = [Keepalive(FakeTransport(), sweeper) for _ in range(4)]
+    for member in members:
+        sweeper.add(member)
+    for leaving in (1, 3, 0):
+        members[leaving].stop()
+        members[leaving].stop()  # a second stop does nothing
+    assert sweeper._members == [members[2]]
+    assert sweeper._timer is not None
+    members[2].stop()
+    assert (sweeper._members, sweeper._timer) == ([], None)
+
+
 def test_keepalive_has_no_instance_dict() -> None:
     """The per-connection keepalive is slotted."""
     loop = asyncio.new_event_loop()
