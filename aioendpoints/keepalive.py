@@ -84,7 +84,7 @@ _QUIET, _SEEN, _PINGED = 0, 1, 2
 def stop_watching(request: web.BaseRequest) -> None:
     """Stop the keepalive of ``request``'s connection, if it has one: no pings after a close."""
     transport = request.transport
-    if transport is not None:
+    if isinstance(transport, asyncio.BaseTransport):
         keepalive = transport.get_protocol()
         if isinstance(keepalive, Keepalive):
             keepalive.stop()
