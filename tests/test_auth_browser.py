@@ -5,17 +5,26 @@ opens a WebSocket to it from the server's own page and from a page on ``localhos
 is another site. The origin check refuses the other site with 403 (and Chromium does not
 send the ``Lax`` cookie along); with the origin check turned off, ``SameSite`` still keeps
 the cookie out of the cross-site handshake, which gets 401.
+
+A page that carries its token next to the subprotocol refreshes it with the how-to's
+JavaScript handler and stays connected past the token's expiry; without the handler it is
+closed with 4401.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import itsdangerous
+import jwt
+import pytest
 from aiohttp import web
 
+import aioendpoints
 from aioendpoints import WebSocket, WebSocketRoutes
-from aioendpoints.auth import CookieToken, TokenAuth
+from aioendpoints.auth import CookieToken, Principal, SubprotocolToken, TokenAuth
+from tests.test_docs import DOCS, directives
 from tests.test_origins_browser import blank_page, open_from
 
 if TYPE_CHECKING:
@@ -107,3 +116,96 @@ async def test_cross_site_page_cannot_ride_the_cookie(
         ("/open-ws", 401, False),
         ("/open-ws", 101, True),
     ]
+
+
+REFRESH_KEY = "browser-refresh-key-0123456789abcdef"
+AHEAD, GRACE = 1.0, 1.0
+
+
+def jwt_for(subject: str, lifetime: float) -> str:
+    return jwt.encode({"sub": subject, "exp": time.time() + lifetime}, REFRESH_KEY, "HS256")
+
+
+def verify_jwt(token: str) -> Principal | None:
+    try:
+        claims = jwt.decode(token, REFRESH_KEY, algorithms=["HS256"])
+    except jwt.InvalidTokenError:
+        return None
+    return Principal(claims["sub"], expires_at=claims["exp"])
+
+
+def refresh_app(received: list[str]) -> web.Application:
+    """/token hands out a fresh JWT; /feed (subprotocol token, short refresh) echoes."""
+    routes = WebSocketRoutes()
+    check = TokenAuth(verify_jwt, SubprotocolToken(), refresh_ahead=AHEAD, refresh_grace=GRACE)
+
+    @routes.websocket_route("/feed", protocols=["feed.v1"], authenticate=check)
+    async def feed(ws: WebSocket) -> None:
+        await ws.accept()
+        async for message in ws:
+            received.append(message)
+            await ws.send(f"{ws.principal.id}: {message}")
+
+    async def token(request: web.Request) -> web.Response:
+        return web.Response(text=jwt_for("alice", 3600))
+
+    app = web.Application()
+    aioendpoints.setup(app)
+    app.router.add_get("/", blank_page)
+    app.router.add_get("/token", token)
+    app.add_routes(routes)
+    return app
+
+
+def documented_refresh_handler() -> str:
+    """The how-to's JavaScript refresh handler, its application part filled in."""
+    blocks = [
+        block.body
+        for block in directives(DOCS / "howto" / "authentication.rst")
+        if block.argument == "javascript" and "getToken()" in block.body
+    ]
+    assert len(blocks) == 1
+    return blocks[0].replace(
+        "// ... the application's own messages",
+        'resolve("echo:" + event.data + " over " + ws.protocol);',
+    )
+
+
+def page_script(refresh_handler: str) -> str:
+    """Opens the feed with a token next to the subprotocol, says something after a while."""
+    return f"""
+    ([url, token, waitMs]) => new Promise(resolve => {{
+        const getToken = async () => (await fetch("/token")).text();
+        const ws = new WebSocket(url, ["feed.v1", "bearer." + token]);
+        ws.addEventListener("open", () => setTimeout(() => ws.send("still here"), waitMs));
+        ws.addEventListener("close", event => resolve("closed:" + event.code));
+        {refresh_handler}
+    }})
+    """
+
+
+@pytest.mark.parametrize("answers", [True, False], ids=["refreshes", "does-not-refresh"])
+async def test_a_page_refreshes_its_token_with_the_documented_handler(
+    browser: Browser, aiohttp_server: Any, answers: bool
+) -> None:
+    """The how-to's handler keeps a page connected past expiry; without it, 4401."""
+    received: list[str] = []
+    server = await aiohttp_server(refresh_app(received))
+    expires_at = time.time() + AHEAD + 0.5
+    first = jwt.encode({"sub": "alice", "exp": expires_at}, REFRESH_KEY, "HS256")
+    wait_ms = int((expires_at + GRACE + 0.5 - time.time()) * 1000)
+    handler = documented_refresh_handler() if answers else ""
+    page = await browser.new_page()
+    try:
+        await page.goto(f"http://127.0.0.1:{server.port}/")
+        result = await page.evaluate(
+            page_script(handler), [f"ws://127.0.0.1:{server.port}/feed", first, wait_ms]
+        )
+    finally:
+        await page.close()
+    if answers:
+        assert result == "echo:alice: still here over feed.v1"
+        assert received == ["still here"]
+    else:
+        assert result == "closed:4401"
+        assert received == []
