@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-__all__ = ["GROUP_CHECK_KEY", "PRINCIPAL_KEY", "RECEIVE_FILTER_KEY", "request_key"]
+__all__ = ["GROUP_CHECK_KEY", "PRINCIPAL_KEY", "RECEIVE_FILTER_KEY", "USER_ID_KEY", "request_key"]
 
 
 def request_key(name: str) -> Any:
@@ -22,6 +22,9 @@ def request_key(name: str) -> Any:
 #: Who the peer is (:attr:`WebSocket.principal <aioendpoints.WebSocket.principal>`), set
 #: before the view runs by the route's ``authenticate`` check (see :mod:`aioendpoints.auth`).
 PRINCIPAL_KEY: Final = request_key("aioendpoints.principal")
+#: The principal's user id, the connection's :attr:`WebSocket.user
+#: <aioendpoints.WebSocket.user>` from the start.
+USER_ID_KEY: Final = request_key("aioendpoints.user_id")
 #: A :data:`~aioendpoints.websocket.ReceiveFilter`: how a feature (a credential's refresh)
 #: sees incoming messages before the view does. Routes without one pay nothing.
 RECEIVE_FILTER_KEY: Final = request_key("aioendpoints.receive_filter")

@@ -40,7 +40,7 @@ from .options import RouteOptions, ValueType, check_value_type
 from .params import NO_PARAMS
 from .policy import peer_close_reply
 from .refusals import http_error
-from .request_keys import PRINCIPAL_KEY, RECEIVE_FILTER_KEY
+from .request_keys import PRINCIPAL_KEY, RECEIVE_FILTER_KEY, USER_ID_KEY
 from .serialization import MessageCodec
 
 if TYPE_CHECKING:
@@ -155,9 +155,11 @@ class WebSocket:
         self._observer: ConnectionObserver | None = None
         #: A short id, unique in this process, that log records about the connection carry.
         self.id = format(_next_id(), "x")
-        #: Whom the connection belongs to, as the application tags it (``ws.user = "alice"``);
-        #: :func:`aioendpoints.send_to_user` and :func:`aioendpoints.disconnect` find it by this.
-        self.user: str | None = None
+        #: Whom the connection belongs to: the principal's id when the route authenticates
+        #: (see :mod:`aioendpoints.auth`), else as the application tags it
+        #: (``ws.user = "alice"``); :func:`aioendpoints.send_to_user` and
+        #: :func:`aioendpoints.disconnect` find it by this.
+        self.user: str | None = request.get(USER_ID_KEY)
         self._dumps = self._options.dumps
         self._loads = self._options.loads
         self._codec = self._options.codec

@@ -25,6 +25,7 @@ from aioendpoints.auth import (
     TokenAuth,
     TokenSource,
 )
+from tests.conftest import ModeClient
 
 SIGNING_KEY = "test-signing-key-0123456789abcdef"
 OTHER_KEY = "an-attackers-key-0123456789abcdef"
@@ -124,9 +125,10 @@ def source(request: pytest.FixtureRequest) -> Source:
 
 
 @pytest.fixture
-async def client(source: Source, aiohttp_client: Any) -> TestClient[Any, Any]:
+async def client(source: Source, each_mode_client: ModeClient) -> TestClient[Any, Any]:
+    """A client of the app, served in each server mode (a refusal is an ending too)."""
     app, _ = auth_app(authenticate=TokenAuth(verify, source.source))
-    return await aiohttp_client(app)  # type: ignore[no-any-return]
+    return await each_mode_client(app)
 
 
 async def test_valid_token_connects(source: Source, client: TestClient[Any, Any]) -> None:
@@ -313,3 +315,27 @@ def test_token_auth_checks_its_arguments() -> None:
         TokenAuth(verify, "Authorization")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="refresh_grace must be a non-negative number"):
         TokenAuth(verify, refresh_grace=-1)
+
+
+async def test_the_connections_user_is_the_principals_id(aiohttp_client: Any) -> None:
+    """ws.user comes from the principal, so send_to_user() reaches an authenticated user."""
+    users: list[str | None] = []
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/ws", authenticate=TokenAuth(verify))
+    async def listen(ws: WebSocket) -> None:
+        await ws.accept()
+        users.append(ws.user)
+        await ws.send("ready")
+        await ws.receive()
+
+    app = web.Application()
+    aioendpoints.setup(app)
+    app.add_routes(routes)
+    client = await aiohttp_client(app)
+    headers = {"Authorization": f"Bearer {token_for('alice')}"}
+    async with client.ws_connect("/ws", headers=headers) as ws:
+        assert await ws.receive_str() == "ready"
+        assert await aioendpoints.send_to_user(app, "alice", "for alice") == 1
+        assert await ws.receive_str() == "for alice"
+    assert users == ["alice"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 import pytest
@@ -12,6 +11,8 @@ from aiohttp import WSMsgType, web
 import aioendpoints
 from aioendpoints import WebSocket, WebSocketEndpoint, WebSocketRoutes
 from aioendpoints.auth import GroupPermissionDenied
+from tests.conftest import ModeClient
+from tests.server_modes import assert_quiet_ending
 
 
 def by_user(request: web.Request) -> str | None:
@@ -67,7 +68,7 @@ async def test_a_member_is_refused_a_group_while_others_join(aiohttp_client: Any
 
 
 async def test_unhandled_refusal_closes_with_1008(
-    aiohttp_client: Any, caplog: pytest.LogCaptureFixture
+    each_mode_client: ModeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An endpoint that does not catch the refusal is closed with 1008, without a traceback."""
     routes = WebSocketRoutes()
@@ -79,7 +80,7 @@ async def test_unhandled_refusal_closes_with_1008(
     app = web.Application()
     aioendpoints.setup(app)
     app.add_routes(routes)
-    client = await aiohttp_client(app)
+    client = await each_mode_client(app)
     ws = await client.ws_connect("/staff?user=alice")
     message = await ws.receive()
     assert (message.type, message.data, message.extra) == (
@@ -87,13 +88,13 @@ async def test_unhandled_refusal_closes_with_1008(
         1008,
         "Not allowed in this group",
     )
-    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
-    assert aioendpoints.group_members(client.app, "staff") == frozenset()
+    assert_quiet_ending(caplog)
+    assert aioendpoints.group_members(app, "staff") == frozenset()
 
 
-async def test_publishing_to_a_refused_group_is_refused(aiohttp_client: Any) -> None:
+async def test_publishing_to_a_refused_group_is_refused(each_mode_client: ModeClient) -> None:
     """Publishing from a socket passes the same check: nothing reaches the group's members."""
-    client = await aiohttp_client(group_app(group_permission=staff_only))
+    client = await each_mode_client(group_app(group_permission=staff_only))
     root = await client.ws_connect("/join/staff?user=root")
     assert await root.receive_str() == "joined staff"
     alice = await client.ws_connect("/say/staff?user=alice")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -18,6 +16,8 @@ from aiohttp import WSMsgType, web
 import aioendpoints
 from aioendpoints import WebSocket, WebSocketRoutes
 from aioendpoints.auth import CREDENTIAL_EXPIRED, Principal, QueryToken, TokenAuth
+from tests.conftest import ModeServer
+from tests.server_modes import assert_quiet_ending
 
 KEY = "refresh-test-key-0123456789abcdef"
 #: Seconds before expiry that the server asks; seconds after expiry that it still waits.
@@ -54,48 +54,19 @@ def refresh_app(received: list[Any]) -> web.Application:
     return app
 
 
-@asynccontextmanager
-async def under_app_runner(app: web.Application) -> AsyncIterator[str]:
-    """Serve ``app`` the production way (a handler is not cancelled when its peer leaves)."""
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
-
-
-@asynccontextmanager
-async def under_test_server(app: web.Application) -> AsyncIterator[str]:
-    """Serve ``app`` under pytest-aiohttp's test server (it cancels handlers)."""
-    from aiohttp.test_utils import TestServer
-
-    async with TestServer(app, host="127.0.0.1") as server:
-        yield str(server.make_url("")).rstrip("/")
-
-
-SERVERS = {"app_runner": under_app_runner, "test_server": under_test_server}
-
-
-@pytest.fixture(params=sorted(SERVERS))
-def serve(request: pytest.FixtureRequest) -> Callable[[web.Application], Any]:
-    return SERVERS[request.param]
-
-
 async def next_message(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
     return await asyncio.wait_for(ws.receive(), timeout=15)
 
 
 async def test_refresh_accepted_and_the_connection_lives_on(
-    serve: Callable[[web.Application], Any],
+    each_mode_server: ModeServer,
 ) -> None:
     """Refresh asked before expiry, answered, acknowledged: open long after the old expiry."""
     received: list[Any] = []
     expires_at = time.time() + AHEAD + 0.5
     first = jwt.encode({"sub": "alice", "exp": expires_at}, KEY, algorithm="HS256")
-    async with serve(refresh_app(received)) as base, aiohttp.ClientSession() as session:
+    base = str((await each_mode_server(refresh_app(received))).make_url("")).rstrip("/")
+    async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(f"{base}/echo?access_token={first}")
         asking = json.loads((await next_message(ws)).data)
         assert asking == {"aioendpoints": "refresh", "expires_at": pytest.approx(expires_at)}
@@ -113,13 +84,14 @@ async def test_refresh_accepted_and_the_connection_lives_on(
 
 
 async def test_no_refresh_closes_with_4401_at_the_end_of_the_grace_period(
-    serve: Callable[[web.Application], Any], caplog: pytest.LogCaptureFixture
+    each_mode_server: ModeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Without an answer, the server closes with 4401 "Credential expired" after the grace."""
     received: list[Any] = []
     expires_at = time.time() + AHEAD + 0.5
     token = jwt.encode({"sub": "alice", "exp": expires_at}, KEY, algorithm="HS256")
-    async with serve(refresh_app(received)) as base, aiohttp.ClientSession() as session:
+    base = str((await each_mode_server(refresh_app(received))).make_url("")).rstrip("/")
+    async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(f"{base}/echo?access_token={token}")
         asking = json.loads((await next_message(ws)).data)
         assert asking["aioendpoints"] == "refresh"
@@ -130,7 +102,7 @@ async def test_no_refresh_closes_with_4401_at_the_end_of_the_grace_period(
         # Timers never fire early: it was not closed before the grace period ended.
         assert closed_at >= expires_at + GRACE - 0.05
     assert received == []
-    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert_quiet_ending(caplog)
 
 
 @pytest.mark.parametrize(
@@ -144,12 +116,13 @@ async def test_no_refresh_closes_with_4401_at_the_end_of_the_grace_period(
     ids=["forged", "expired", "empty", "another-principal"],
 )
 async def test_a_refused_refresh_closes_at_once(
-    serve: Callable[[web.Application], Any], new_token: Callable[[], str], code: int
+    each_mode_server: ModeServer, new_token: Callable[[], str], code: int
 ) -> None:
     """A forged, expired or empty token closes with 4401; another principal's with 4403."""
     received: list[Any] = []
     token = token_for("alice", AHEAD + 30)
-    async with serve(refresh_app(received)) as base, aiohttp.ClientSession() as session:
+    base = str((await each_mode_server(refresh_app(received))).make_url("")).rstrip("/")
+    async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(f"{base}/echo?access_token={token}")
         await ws.send_json({"aioendpoints": "refresh", "token": new_token()})
         closing = await next_message(ws)

@@ -28,7 +28,7 @@ from typing import Final
 
 from aiohttp import hdrs, web
 
-from ..request_keys import GROUP_CHECK_KEY, PRINCIPAL_KEY, RECEIVE_FILTER_KEY
+from ..request_keys import GROUP_CHECK_KEY, PRINCIPAL_KEY, RECEIVE_FILTER_KEY, USER_ID_KEY
 from ..websocket import WebSocket
 from .access_log import REDACTED_QUERY_KEY
 from .principal import (
@@ -39,6 +39,7 @@ from .principal import (
     PermissionDenied,
     call_check,
     expiry_of,
+    user_id_of,
 )
 from .refresh import refresh_filter
 
@@ -96,6 +97,9 @@ class AuthSettings:
                 logger.debug("Refused %s with 403: %s", request.path, denial.reason)
                 raise web.HTTPForbidden(text=denial.reason) from None
             request[PRINCIPAL_KEY] = principal
+            user_id = user_id_of(principal)
+            if user_id is not None:
+                request[USER_ID_KEY] = user_id
             if expiry_of(principal) is not None:
                 request[RECEIVE_FILTER_KEY] = refresh_filter(authenticate)
         if self.group_permission is not None:

@@ -30,6 +30,7 @@ __all__ = [
     "Principal",
     "call_check",
     "expiry_of",
+    "user_id_of",
 ]
 
 #: The key, on the copy of the handshake request that a refresh checks, of the new
@@ -107,6 +108,16 @@ def expiry_of(principal: object) -> float | None:
         f"a principal's expires_at must be seconds since the epoch or a datetime, "
         f"got {expires_at!r}"
     )
+
+
+def user_id_of(principal: object) -> str | None:
+    """The user id of a principal: its ``id`` attribute, or the principal itself if it is a
+    ``str``; ``None`` for other principals without an ``id``.
+    """
+    user_id = getattr(principal, "id", None)
+    if user_id is not None:
+        return str(user_id)
+    return principal if isinstance(principal, str) else None
 
 
 async def call_check(authenticate: Authenticate, request: web.Request) -> Any:
