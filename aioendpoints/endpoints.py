@@ -7,8 +7,8 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
-from .broadcast.groups import check_groups, join_declared_groups
 from .exceptions import UnsupportedData, WebSocketDisconnect
+from .group_hub import check_group_names
 from .options import VALUE_TYPES, ValueType
 from .serialization import MessageRouter
 from .websocket import WebSocket
@@ -70,7 +70,7 @@ class WebSocketEndpoint:
                 f"{', '.join(map(repr, VALUE_TYPES))} or None, got {cls.encoding!r}"
             )
         if not callable(cls.groups):
-            check_groups(cls.groups, cls.__qualname__)
+            check_group_names(cls.groups, cls.__qualname__)
         for name, parameters in _HOOKS.items():
             _check_hook(cls, name, parameters)
         _check_names(cls)
@@ -98,7 +98,7 @@ class WebSocketEndpoint:
         if not websocket.accepted or websocket.closed:
             return
         if self.groups:
-            await join_declared_groups(self, websocket)
+            await self._join_declared_groups(websocket)
         router = self.message_router
         if router is not None:
             handle = router.handle
@@ -123,6 +123,16 @@ class WebSocketEndpoint:
                     )
         except WebSocketDisconnect:
             return
+
+    async def _join_declared_groups(self, websocket: WebSocket) -> None:
+        """Join the groups this endpoint declares in its ``groups`` attribute or method."""
+        declared: Any = self.groups
+        if callable(declared):
+            declared = declared(websocket)
+            if inspect.isawaitable(declared):
+                declared = await declared
+        for group in check_group_names(declared, type(self).__qualname__):
+            await websocket.join(group)
 
     async def on_connect(self, websocket: WebSocket) -> None:
         """Called when a client connects; accepts the connection unless overridden."""

@@ -10,22 +10,24 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from functools import partial
 from typing import Any, Unpack
 
 from aiohttp import hdrs, web
 
 from .admission import Admission
-from .application import CONNECTIONS_KEY
-from .broadcast.groups import leave_all_groups
-from .close_codes import CloseCode, is_sendable_close_code
+from .close_codes import CloseCode
+from .connections import CONNECTIONS_KEY
+from .endings import Ending, ending_for
 from .endpoints import WebSocketEndpoint
-from .exceptions import WebSocketClose, WebSocketDisconnect
+from .group_hub import GROUP_HUB_KEY
+from .limits import abort_later
 from .logs import connection_context
 from .observers import OBSERVER_KEY
 from .options import RouteOptions, ValueType, WebSocketOptions
 from .params import ParamConverters, convert_params, converters_for
+from .refusals import http_error
 from .websocket import WebSocket
 
 __all__ = ["Handler", "View", "check_view", "websocket_handler"]
@@ -108,7 +110,7 @@ def _endpoint_start(
     def start(
         request: web.Request,
     ) -> tuple[WebSocket, Awaitable[None], Callable[[WebSocket, int], Awaitable[None]]]:
-        websocket = WebSocket(request, options)
+        websocket = _connection(request, options, None)
         endpoint = endpoint_class(websocket)
         return websocket, endpoint.dispatch(), endpoint.on_disconnect
 
@@ -123,10 +125,24 @@ def _function_start(
 ) -> _Start:
     def start(request: web.Request) -> tuple[WebSocket, Awaitable[None], None]:
         params = convert_params(request.match_info, converters, takes_any)
-        websocket = WebSocket(request, options, params)
+        websocket = _connection(request, options, params)
         return websocket, view(websocket, **params), None
 
     return start
+
+
+def _connection(
+    request: web.Request, options: RouteOptions, params: Mapping[str, Any] | None
+) -> WebSocket:
+    """The connection of ``request``, with the app's registry and observer, if any."""
+    config = request.config_dict
+    return WebSocket(
+        request,
+        options,
+        params,
+        registry=config.get(CONNECTIONS_KEY),
+        observer=config.get(OBSERVER_KEY),
+    )
 
 
 def _named(handler: partial[Coroutine[Any, Any, web.StreamResponse]], view: Any) -> Handler:
@@ -162,74 +178,31 @@ async def _serve(
             admission.release(request)
             raise
         try:
-            config = request.config_dict
-            registry = config.get(CONNECTIONS_KEY)
-            websocket._registry = registry
-            observer = websocket._observer = config.get(OBSERVER_KEY)
             # Every record logged while serving the connection carries its id and route.
             serving = connection_context.set((websocket.id, websocket.route))
             try:
-                await running
-            except asyncio.CancelledError:
-                # The task was cancelled: the client vanished, or the server stopped waiting.
-                websocket._abort()
-                raise
-            except WebSocketDisconnect as disconnect:
-                # A disconnect that follows our own close (a limit, a shutdown) is expected.
-                if not websocket._options.catches(disconnect.code) and not websocket._closed_here:
-                    logger.warning(
-                        "WebSocket view %s ended by a disconnect with code %d "
-                        "(not in caught_close_codes)",
-                        _name(view),
-                        disconnect.code,
-                    )
-            except WebSocketClose as close:
-                mapped = websocket._options.close_for(close)
-                code, reason = mapped or (close.code, close.reason)
-                logger.debug("WebSocket view %s closes with %d: %s", _name(view), code, reason)
-                if not websocket.accepted:
-                    websocket._set_closed(code, reason)
-                    raise web.HTTPForbidden(text=reason or None) from None
-                await _close_quietly(websocket, code, reason)
-            except web.HTTPException:
-                if not websocket.accepted:
-                    websocket._set_closed(CloseCode.POLICY_VIOLATION, "refused")
-                    raise
-                logger.exception("Error in WebSocket view %s", _name(view))
-                await _close_quietly(websocket, CloseCode.INTERNAL_ERROR, "Internal server error")
-            except Exception as error:
-                mapped = websocket._options.close_for(error)
-                if mapped is not None and mapped[0] != CloseCode.INTERNAL_ERROR:
-                    # The route maps this exception to a close code: an expected outcome.
-                    logger.debug(
-                        "WebSocket view %s closes with %d on %r", _name(view), mapped[0], error
-                    )
-                    if not websocket.accepted:
-                        websocket._set_closed(*mapped)
-                        raise web.HTTPForbidden(text=mapped[1] or None) from None
-                    await _close_quietly(websocket, *mapped)
-                    return websocket.response  # type: ignore[return-value]
-                logger.exception("Error in WebSocket view %s", _name(view))
-                if not websocket.accepted:
-                    websocket._set_closed(CloseCode.INTERNAL_ERROR, "")
-                    raise web.HTTPInternalServerError() from None
-                code, reason = mapped or (CloseCode.INTERNAL_ERROR, "Internal server error")
-                await _close_quietly(websocket, code, reason)
-            else:
-                if not websocket.accepted:
-                    # Closed or never accepted: the handshake is refused, as in Starlette.
-                    websocket._set_closed(CloseCode.POLICY_VIOLATION, "refused")
-                    raise web.HTTPForbidden()
-                await _close_quietly(websocket, CloseCode.NORMAL_CLOSURE, "")
+                error: BaseException | None = None
+                try:
+                    await running
+                except (Exception, asyncio.CancelledError) as raised:
+                    error = raised
+                options = websocket.options
+                ending = ending_for(
+                    error,
+                    accepted=websocket.accepted,
+                    closed=(
+                        None
+                        if websocket.close_code is None
+                        else (websocket.close_code, websocket.close_reason)
+                    ),
+                    closed_here=websocket.closed_here,
+                    catches=options.catches,
+                    mapped=None if error is None else options.close_for(error),
+                )
+                await _carry_out(websocket, ending, error, view)
             finally:
                 if websocket.accepted:
-                    if registry is not None:
-                        registry.discard(websocket)
-                    leave_all_groups(websocket)
-                    if observer is not None:
-                        observer.closed(websocket)
-                    if on_disconnect is not None:
-                        await _run_disconnect_hook(websocket, on_disconnect, view)
+                    await _release(websocket, on_disconnect, view)
                 connection_context.reset(serving)
             assert websocket.response is not None
             return websocket.response
@@ -244,15 +217,54 @@ async def _serve(
         raise
 
 
-async def _close_quietly(websocket: WebSocket, code: int, reason: str) -> None:
-    """Close after the view ended; a peer that is already gone is not an error."""
-    if not is_sendable_close_code(code):
-        logger.error("Close code %r cannot be sent; closing with 1011 instead", code)
-        code, reason = CloseCode.INTERNAL_ERROR, "Internal server error"
-    try:
-        await websocket.close(code, reason)
-    except (TimeoutError, ConnectionError):
-        websocket._abort()
+async def _carry_out(
+    websocket: WebSocket, ending: Ending, error: BaseException | None, view: Any
+) -> None:
+    """Log the ending, then close, drop or refuse the connection as it says."""
+    if ending.log_level:
+        logger.log(
+            ending.log_level,
+            "WebSocket view %s %s",
+            _name(view),
+            ending.message,
+            exc_info=error if ending.traceback else None,
+        )
+    if not websocket.accepted:
+        websocket.refused(ending.code, ending.reason)
+        if ending.reraise and error is not None:
+            raise error
+        assert ending.refusal is not None
+        raise http_error(ending.refusal, ending.reason or None) from None
+    if ending.drop:
+        websocket.drop()
+    elif ending.send_close:
+        await websocket.close(ending.code, ending.reason)
+    if ending.reraise and error is not None:
+        raise error
+
+
+async def _release(
+    websocket: WebSocket,
+    on_disconnect: Callable[[WebSocket, int], Awaitable[None]] | None,
+    view: Any,
+) -> None:
+    """Forget an accepted connection that has ended, and tell whoever listens."""
+    config = websocket.request.config_dict
+    registry = config.get(CONNECTIONS_KEY)
+    if registry is not None:
+        registry.discard(websocket)
+    hub = config.get(GROUP_HUB_KEY)
+    if hub is not None:
+        hub.leave_all(websocket)
+    observer = config.get(OBSERVER_KEY)
+    if observer is not None:
+        observer.closed(websocket)
+    transport = websocket.request.transport
+    if transport is not None:
+        # A transport closed with unsent data waits for a reader that may never read.
+        abort_later(transport, websocket.options.close_timeout)
+    if on_disconnect is not None:
+        await _run_disconnect_hook(websocket, on_disconnect, view)
 
 
 # Disconnect hooks that outlive their cancelled handler task, referenced until they end.

@@ -10,13 +10,12 @@ import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from types import SimpleNamespace, TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, Protocol
 
 from aiohttp import WebSocketError, WSMessage, WSMsgType, hdrs, web
 from multidict import CIMultiDictProxy, MultiMapping
 from yarl import URL
 
-from .broadcast.groups import broadcast_of
 from .close_codes import CloseCode, is_sendable_close_code
 from .exceptions import (
     InvalidData,
@@ -24,6 +23,7 @@ from .exceptions import (
     WebSocketDisconnect,
     WebSocketStateError,
 )
+from .group_hub import GROUP_HUB_KEY, GroupHub, Message
 from .keepalive import can_watch, stop_watching, watch
 from .limits import (
     AUTH_TIMEOUT_CLOSE,
@@ -42,10 +42,6 @@ from .policy import peer_close_reply
 from .refusals import http_error
 from .request_keys import PRINCIPAL_KEY, RECEIVE_FILTER_KEY, USER_ID_KEY
 from .serialization import MessageCodec
-
-if TYPE_CHECKING:
-    from .application import ConnectionRegistry
-    from .broadcast.frames import Message
 
 __all__ = ["Address", "ReceiveFilter", "WebSocket", "WebSocketState"]
 
@@ -82,6 +78,13 @@ ReceiveFilter = Callable[
 ]
 
 
+class ConnectionSet(Protocol):
+    """Where :meth:`WebSocket.accept` registers its connection: the app's registry."""
+
+    def add(self, websocket: WebSocket, /) -> None:
+        """Register an accepted connection."""
+
+
 class Address(NamedTuple):
     """The peer's address: host and port."""
 
@@ -106,7 +109,6 @@ class WebSocket:
         "_closed_here",
         "_codec",
         "_dumps",
-        "_groups",
         "_idle_deadline",
         "_loads",
         "_observer",
@@ -135,6 +137,9 @@ class WebSocket:
         request: web.Request,
         options: RouteOptions | None = None,
         path_params: Mapping[str, Any] | None = None,
+        *,
+        registry: ConnectionSet | None = None,
+        observer: ConnectionObserver | None = None,
     ) -> None:
         #: The aiohttp request of the handshake.
         self.request = request
@@ -151,8 +156,9 @@ class WebSocket:
         self._close_code: int | None = None
         self._close_reason = ""
         self._state: SimpleNamespace | None = None
-        self._registry: ConnectionRegistry | None = None
-        self._observer: ConnectionObserver | None = None
+        # Where accept() registers the connection, and who hears of it: app-wide parts.
+        self._registry = registry
+        self._observer = observer
         #: A short id, unique in this process, that log records about the connection carry.
         self.id = format(_next_id(), "x")
         #: Whom the connection belongs to: the principal's id when the route authenticates
@@ -175,7 +181,6 @@ class WebSocket:
         self._idle_deadline: float | None = None
         #: Whether this side closed first, so the view's WebSocketDisconnect is expected.
         self._closed_here = False
-        self._groups: tuple[str, ...] = ()  # joined groups; see aioendpoints.broadcast
         self.receive_type = self._options.receive_type
         self.send_type = self._options.send_type
 
@@ -257,7 +262,8 @@ class WebSocket:
     @property
     def groups(self) -> tuple[str, ...]:
         """The groups this connection has joined."""
-        return self._groups
+        hub = self.request.config_dict.get(GROUP_HUB_KEY)
+        return () if hub is None else hub.groups_of(self)
 
     @property
     def route(self) -> str:
@@ -765,10 +771,49 @@ class WebSocket:
             return StopAsyncIteration()
         return error
 
-    def _check_open(self) -> None:
-        """Raise unless the connection is accepted and open."""
+    # For the view runner and the features: a small internal API ----------------------
+
+    def check_open(self) -> None:
+        """Raise unless the connection is accepted and open.
+
+        :class:`WebSocketStateError` before :meth:`accept`, :class:`WebSocketDisconnect`
+        with the close code once closed.
+
+        :meta private:
+        """
         if self._phase != _OPEN:
             raise self._not_open()
+
+    @property
+    def options(self) -> RouteOptions:
+        """The options of the route serving this connection.
+
+        :meta private:
+        """
+        return self._options
+
+    @property
+    def closed_here(self) -> bool:
+        """Whether this side closed first (``close()``, a limit, a shutdown).
+
+        :meta private:
+        """
+        return self._closed_here
+
+    def refused(self, code: int, reason: str) -> None:
+        """Record that the handshake was refused: closed, with ``code`` and ``reason``.
+
+        :meta private:
+        """
+        if self._phase == _CONNECTING:
+            self._set_closed(code, reason)
+
+    def drop(self) -> None:
+        """Drop the connection without a close frame: 1006, unless it has a close code.
+
+        :meta private:
+        """
+        self._abort()
 
     def _not_open(self) -> Exception:
         if self._phase == _CONNECTING:
@@ -869,11 +914,11 @@ class WebSocket:
 
         The connection leaves all its groups when it ends, however it ends.
         """
-        await broadcast_of(self).join(self, group)
+        await self._group_hub().join(self, group)
 
     async def leave(self, group: str) -> None:
         """Leave ``group``; leaving a group this connection is not in does nothing."""
-        await broadcast_of(self).leave(self, group)
+        await self._group_hub().leave(self, group)
 
     async def publish(
         self,
@@ -898,7 +943,15 @@ class WebSocket:
             )
             if exclude_self:
                 exclude = self
-        await broadcast_of(self).publish(group, message, exclude=exclude, publisher=self)
+        await self._group_hub().publish(group, message, exclude=exclude, publisher=self)
+
+    def _group_hub(self) -> GroupHub[WebSocket]:
+        hub = self.request.config_dict.get(GROUP_HUB_KEY)
+        if hub is None:
+            raise RuntimeError(
+                f"{self.app!r} has no groups: call aioendpoints.setup(app) before using them"
+            )
+        return hub
 
     # Closing -----------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
 spreads them over every process connected to the same Redis.
 """
 
-from .backend import BroadcastBackend, BroadcastUnavailable, backend_for_url
+from .backend import BroadcastBackend, BroadcastUnavailable
 from .frames import Message
 from .groups import (
     BROADCAST_KEY,
@@ -16,6 +16,7 @@ from .groups import (
 )
 from .memory import MemoryBackend
 from .slow_members import SlowMemberPolicy, close_slow_member
+from .urls import backend_for_url
 
 __all__ = [
     # Per application

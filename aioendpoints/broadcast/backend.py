@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-__all__ = ["BroadcastBackend", "BroadcastUnavailable", "Receiver", "backend_for_url"]
+__all__ = ["BroadcastBackend", "BroadcastUnavailable", "Receiver"]
 
 #: Called by a backend for each message from another process: group, opcode, payload.
 Receiver = Callable[[str, int, bytes], None]
@@ -52,29 +52,3 @@ class BroadcastBackend(ABC):
     @abstractmethod
     async def publish(self, group: str, opcode: int, payload: bytes) -> None:
         """Send a message to the other processes; raise :class:`BroadcastUnavailable` if not."""
-
-
-def backend_for_url(url: str) -> BroadcastBackend:
-    """Return the backend that ``url`` names: ``memory://`` or ``redis://host:port/db``.
-
-    ``rediss://`` (TLS) and ``unix://`` (a Redis socket) work too. The Redis client is
-    only imported for a Redis URL, so ``memory://`` needs no extra package.
-    """
-    if not isinstance(url, str):
-        raise TypeError(f"broadcast must be a URL string or a Broadcast, got {url!r}")
-    scheme, separator, _ = url.partition("://")
-    if not separator:
-        raise ValueError(
-            f"broadcast URL must look like 'memory://' or 'redis://host:port/db', got {url!r}"
-        )
-    if scheme == "memory":
-        from .memory import MemoryBackend
-
-        return MemoryBackend()
-    if scheme in ("redis", "rediss", "unix"):
-        from .redis import RedisBackend
-
-        return RedisBackend(url)
-    raise ValueError(
-        f"unknown broadcast backend {scheme!r} in {url!r}: use 'memory://' or 'redis://host:port/db'"
-    )

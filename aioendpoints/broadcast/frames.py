@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Any, TypeAlias
 
 from aiohttp import WSMsgType
 
+from ..group_hub import Message
 from ..serialization import JSONDumps
 
-if TYPE_CHECKING:
-    from msgspec import Struct
-    from pydantic import BaseModel
-
 __all__ = ["Message", "encode_message", "server_frame"]
-
-#: What can be published: ``dict``/``list`` (sent as JSON text), a typed message (a msgspec
-#: Struct or pydantic model, encoded with its class as JSON text), ``str`` (text), or bytes.
-Message: TypeAlias = (
-    "dict[str, Any] | list[Any] | Struct | BaseModel | str | bytes | bytearray | memoryview"
-)
 
 #: Frame opcodes (RFC 6455 §5.2).
 TEXT = int(WSMsgType.TEXT)

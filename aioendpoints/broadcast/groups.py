@@ -10,23 +10,23 @@ over four times the limit, is handed to the slow-member policy and gets no more 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
 from ..close_codes import CloseCode
 from ..exceptions import WebSocketDisconnect
+from ..group_hub import GROUP_HUB_KEY, check_group_name
 from ..request_keys import GROUP_CHECK_KEY
 from ..serialization import JSONDumps, default_dumps
-from .backend import BroadcastBackend, backend_for_url
+from .backend import BroadcastBackend
 from .frames import Message, encode_message, server_frame
 from .slow_members import SlowMemberPolicy, close_slow_member
+from .urls import backend_for_url
 
 if TYPE_CHECKING:
-    from ..endpoints import WebSocketEndpoint
     from ..websocket import WebSocket
 
 __all__ = [
@@ -105,6 +105,7 @@ class Broadcast:
         self._subscribed: set[str] = set()
         self._subscription_lock = asyncio.Lock()
         self._unused_groups: set[str] = set()
+        self._joined: dict[WebSocket, tuple[str, ...]] = {}  # each member's groups
         self._pruner: asyncio.Task[None] | None = None
         self._policies: dict[WebSocket, asyncio.Task[None]] = {}
         self._over_limit_since: dict[WebSocket, float] = {}  # members behind, and since when
@@ -150,14 +151,18 @@ class Broadcast:
         """The groups that have members in this process."""
         return frozenset(self._members)
 
+    def groups_of(self, websocket: WebSocket) -> tuple[str, ...]:
+        """The groups ``websocket`` has joined, in the order it joined them."""
+        return self._joined.get(websocket, ())
+
     async def join(self, websocket: WebSocket, group: str) -> None:
         """Add ``websocket`` to ``group``; messages published after this returns reach it."""
-        _check_group(group)
-        websocket._check_open()  # raises unless accepted and open
+        check_group_name(group)
+        websocket.check_open()  # raises unless accepted and open
         transport = websocket.request.transport
         if transport is None or transport.is_closing():
             raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE)
-        if group in websocket._groups:
+        if group in self._joined.get(websocket, ()):
             return
         check: GroupCheck | None = websocket.request.get(GROUP_CHECK_KEY)
         if check is not None:
@@ -168,24 +173,26 @@ class Broadcast:
                     await self.backend.subscribe(group)
                     self._subscribed.add(group)
         # The connection may have ended, or joined, while the subscription was made.
-        websocket._check_open()
-        if group in websocket._groups:
+        websocket.check_open()
+        joined = self._joined.get(websocket, ())
+        if group in joined:
             return
         self._members.setdefault(group, {})[websocket] = transport
-        websocket._groups = (*websocket._groups, group)
+        self._joined[websocket] = (*joined, group)
 
     async def leave(self, websocket: WebSocket, group: str) -> None:
         """Remove ``websocket`` from ``group``; leaving a group it is not in does nothing."""
-        _check_group(group)
-        if group not in websocket._groups:
+        check_group_name(group)
+        joined = self._joined.get(websocket, ())
+        if group not in joined:
             return
-        websocket._groups = tuple(name for name in websocket._groups if name != group)
+        self._joined[websocket] = tuple(name for name in joined if name != group)
         self._remove(websocket, group)
         await self._prune()
 
     def leave_all(self, websocket: WebSocket) -> None:
         """Remove ``websocket`` from all its groups; called when its connection ends."""
-        groups, websocket._groups = websocket._groups, ()
+        groups = self._joined.pop(websocket, ())
         self._over_limit_since.pop(websocket, None)
         for group in groups:
             self._remove(websocket, group)
@@ -229,7 +236,7 @@ class Broadcast:
         the message; then no member, here or elsewhere, gets it. A ``publisher``
         connection must pass its route's group check, as for joining.
         """
-        _check_group(group)
+        check_group_name(group)
         if publisher is not None:
             check: GroupCheck | None = publisher.request.get(GROUP_CHECK_KEY)
             if check is not None:
@@ -327,6 +334,7 @@ def install(app: web.Application, broadcast: str | Broadcast) -> Broadcast:
     """Put a :class:`Broadcast` on ``app`` and start and stop it with the app."""
     hub = broadcast if isinstance(broadcast, Broadcast) else Broadcast(broadcast)
     app[BROADCAST_KEY] = hub
+    app[GROUP_HUB_KEY] = hub  # how the core finds it
     app.cleanup_ctx.append(hub.cleanup_context)
     return hub
 
@@ -362,42 +370,3 @@ async def publish(
 def group_members(app: web.Application, group: str) -> frozenset[WebSocket]:
     """The members of ``group`` connected to this process."""
     return broadcast_of(app).members(group)
-
-
-def leave_all_groups(websocket: WebSocket) -> None:
-    """Remove a connection that has ended from all its groups."""
-    if websocket._groups:
-        hub = websocket.request.config_dict.get(BROADCAST_KEY)
-        if hub is not None:
-            hub.leave_all(websocket)
-        else:
-            websocket._groups = ()
-
-
-async def join_declared_groups(endpoint: WebSocketEndpoint, websocket: WebSocket) -> None:
-    """Join the groups an endpoint declares in its ``groups`` attribute or method."""
-    declared: Any = endpoint.groups
-    if callable(declared):
-        declared = declared(websocket)
-        if inspect.isawaitable(declared):
-            declared = await declared
-    for group in check_groups(declared, type(endpoint).__qualname__):
-        await websocket.join(group)
-
-
-def check_groups(groups: object, owner: str) -> Iterable[str]:
-    """Return ``groups`` if it is a list of group names, else raise naming the bad value."""
-    if isinstance(groups, str | bytes) or not isinstance(groups, Iterable):
-        raise TypeError(
-            f"{owner}.groups must be a list of group names or a method returning one, "
-            f"got {groups!r}"
-        )
-    groups = list(groups)
-    for group in groups:
-        _check_group(group)
-    return groups
-
-
-def _check_group(group: object) -> None:
-    if not isinstance(group, str) or not group:
-        raise TypeError(f"a group name must be a non-empty str, got {group!r}")
