@@ -10,14 +10,15 @@ the per-message paths stay exactly as they are.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Final
+from typing import Any, Final
 
 from aiohttp import WSMessage, WSMsgType, web
 
-if TYPE_CHECKING:
-    from .websocket import WebSocket
-
 __all__ = ["OBSERVER_KEY", "ConnectionObserver", "ReceiveMessage", "SendFrame", "route_of"]
+
+#: An :class:`~aioendpoints.WebSocket`; named loosely, since the connection module imports this
+#: one and not the other way round.
+Connection = Any
 
 #: Receives the next frame of a connection: the response's ``receive()``, or a limit's.
 ReceiveMessage = Callable[[], Awaitable[WSMessage]]
@@ -36,7 +37,7 @@ class ConnectionObserver:
         """The handshake of ``request`` was refused with HTTP ``status``."""
 
     def opened(
-        self, websocket: WebSocket, receive: ReceiveMessage, send: SendFrame
+        self, websocket: Connection, receive: ReceiveMessage, send: SendFrame
     ) -> tuple[ReceiveMessage, SendFrame]:
         """``websocket`` was accepted; return the callables its messages go through.
 
@@ -45,7 +46,7 @@ class ConnectionObserver:
         """
         return receive, send
 
-    def closed(self, websocket: WebSocket) -> None:
+    def closed(self, websocket: Connection) -> None:
         """``websocket``, opened before, has ended with :attr:`WebSocket.close_code`."""
 
 
