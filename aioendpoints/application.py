@@ -12,10 +12,10 @@ from .auth.check import AUTH_KEY, AuthSettings
 from .auth.principal import Authenticate, GroupPermission
 from .broadcast.groups import Broadcast
 from .broadcast.groups import install as install_broadcast
-from .connections import CONNECTIONS_KEY, DEFAULT_SHUTDOWN_TIMEOUT, ConnectionRegistry
 from .monitoring import MONITOR_KEY, Monitor
 from .observers import OBSERVER_KEY
 from .origins import ALLOWED_ORIGINS_KEY, AllowedOrigins, OriginPolicy
+from .registry import CONNECTIONS_KEY, DEFAULT_SHUTDOWN_TIMEOUT, ConnectionRegistry
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

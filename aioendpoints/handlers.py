@@ -18,7 +18,6 @@ from aiohttp import hdrs, web
 
 from .admission import Admission
 from .close_codes import CloseCode
-from .connections import CONNECTIONS_KEY
 from .endings import Ending, ending_for
 from .endpoints import WebSocketEndpoint
 from .group_hub import GROUP_HUB_KEY
@@ -28,6 +27,7 @@ from .observers import OBSERVER_KEY
 from .options import RouteOptions, ValueType, WebSocketOptions
 from .params import ParamConverters, convert_params, converters_for
 from .refusals import http_error
+from .registry import CONNECTIONS_KEY
 from .websocket import WebSocket
 
 __all__ = ["Handler", "View", "check_view", "websocket_handler"]
