@@ -6,9 +6,14 @@ The tree::
     ├── WebSocketDisconnect       the connection is gone (peer closed, dropped, or we closed)
     ├── WebSocketClose            close the connection with this code and reason
     │   ├── UnsupportedData       1003: a frame of the wrong kind for the route's value type
-    │   └── InvalidData           1007: a payload that does not decode (invalid JSON)
+    │   ├── InvalidData           1007: a payload that does not decode (invalid JSON)
+    │   └── auth.GroupPermissionDenied  1008: a group the route's group_permission refuses
+    ├── auth.AuthenticationFailed no credential or a bad one: HTTP 401 (4401 on a refresh)
+    ├── auth.PermissionDenied     a known peer that may not connect: HTTP 403 (4403)
     └── RuntimeError
         └── WebSocketStateError   an operation that the connection's state does not allow
+
+The ``auth`` ones live in :mod:`aioendpoints.auth`.
 """
 
 from __future__ import annotations

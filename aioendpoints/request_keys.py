@@ -10,7 +10,14 @@ from typing import Any, Final
 
 from aiohttp import web
 
-__all__ = ["GROUP_CHECK_KEY", "PRINCIPAL_KEY", "RECEIVE_FILTER_KEY", "USER_ID_KEY", "request_key"]
+__all__ = [
+    "GROUP_CHECK_KEY",
+    "HIDDEN_SUBPROTOCOLS_KEY",
+    "PRINCIPAL_KEY",
+    "RECEIVE_FILTER_KEY",
+    "USER_ID_KEY",
+    "request_key",
+]
 
 
 def request_key(name: str) -> Any:
@@ -31,3 +38,7 @@ RECEIVE_FILTER_KEY: Final = request_key("aioendpoints.receive_filter")
 #: A check ``(websocket, group)`` that joining and a connection's publish await first; it
 #: raises to refuse. Set by a route's ``group_permission`` (see :mod:`aioendpoints.auth`).
 GROUP_CHECK_KEY: Final = request_key("aioendpoints.group_check")
+#: Prefixes of offered subprotocols that carry credentials (``"bearer."``): they are left
+#: out of :attr:`WebSocket.subprotocols <aioendpoints.WebSocket.subprotocols>`, so that
+#: ``accept()`` can never select, and echo, one.
+HIDDEN_SUBPROTOCOLS_KEY: Final = request_key("aioendpoints.hidden_subprotocols")

@@ -40,7 +40,12 @@ from .options import RouteOptions, ValueType, check_value_type
 from .params import NO_PARAMS
 from .policy import peer_close_reply
 from .refusals import http_error
-from .request_keys import PRINCIPAL_KEY, RECEIVE_FILTER_KEY, USER_ID_KEY
+from .request_keys import (
+    HIDDEN_SUBPROTOCOLS_KEY,
+    PRINCIPAL_KEY,
+    RECEIVE_FILTER_KEY,
+    USER_ID_KEY,
+)
 from .serialization import MessageCodec
 
 __all__ = ["Address", "ReceiveFilter", "WebSocket", "WebSocketState"]
@@ -314,10 +319,18 @@ class WebSocket:
 
     @property
     def subprotocols(self) -> tuple[str, ...]:
-        """The subprotocols the client offered, in its order of preference."""
+        """The subprotocols the client offered, in its order of preference.
+
+        Offered subprotocols that carry a credential (see
+        :class:`~aioendpoints.auth.SubprotocolToken`) are left out.
+        """
         offered = self.request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, ())
+        hidden: tuple[str, ...] = self.request.get(HIDDEN_SUBPROTOCOLS_KEY, ())
         return tuple(
-            name for value in offered for part in value.split(",") if (name := part.strip())
+            name
+            for value in offered
+            for part in value.split(",")
+            if (name := part.strip()) and not name.startswith(hidden)
         )
 
     @property

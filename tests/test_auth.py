@@ -192,6 +192,30 @@ async def test_token_is_never_echoed_as_the_subprotocol(aiohttp_client: Any) -> 
         assert await ws.receive_str() == "hello alice"
 
 
+async def test_a_view_choosing_a_subprotocol_never_sees_the_token(
+    aiohttp_client: Any,
+) -> None:
+    """ws.subprotocols leaves the token out, so accept(ws.subprotocols[0]) cannot echo it."""
+    offered: list[tuple[str, ...]] = []
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/ws", authenticate=TokenAuth(verify, SubprotocolToken()))
+    async def first_choice(ws: WebSocket) -> None:
+        offered.append(ws.subprotocols)
+        await ws.accept(ws.subprotocols[0])
+        await ws.send(f"speaking {ws.subprotocol}")
+
+    app = web.Application()
+    aioendpoints.setup(app)
+    app.add_routes(routes)
+    client = await aiohttp_client(app)
+    token = token_for("alice")
+    async with client.ws_connect("/ws", protocols=(f"bearer.{token}", "chat.v2")) as ws:
+        assert ws.protocol == "chat.v2"
+        assert await ws.receive_str() == "speaking chat.v2"
+    assert offered == [("chat.v2",)]
+
+
 async def test_a_principal_that_expired_is_refused_whatever_the_check_says(
     aiohttp_client: Any,
 ) -> None:

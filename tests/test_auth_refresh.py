@@ -15,7 +15,13 @@ from aiohttp import WSMsgType, web
 
 import aioendpoints
 from aioendpoints import WebSocket, WebSocketRoutes
-from aioendpoints.auth import CREDENTIAL_EXPIRED, Principal, QueryToken, TokenAuth
+from aioendpoints.auth import (
+    CREDENTIAL_EXPIRED,
+    Principal,
+    QueryToken,
+    TokenAuth,
+    refreshed_token,
+)
 from tests.conftest import ModeServer
 from tests.server_modes import assert_quiet_ending
 
@@ -147,3 +153,62 @@ async def test_principal_without_expiry_gets_no_refresh(aiohttp_client: Any) -> 
         text = '{"aioendpoints": "refresh", "token": "x"}'
         await ws.send_str(text)
         assert await ws.receive_str() == text
+
+
+def plain_app(check: Any) -> web.Application:
+    """An echo route behind ``check``, whose principals are plain strings with an expiry."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/echo", authenticate=check)
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        async for message in ws:
+            await ws.send(message)
+
+    app = web.Application()
+    aioendpoints.setup(app)
+    app.add_routes(routes)
+    return app
+
+
+class Named(str):
+    """A string principal that expires."""
+
+    expires_at = time.time() + 3600
+
+
+async def test_refresh_cannot_switch_a_string_principal(aiohttp_client: Any) -> None:
+    """A principal without an id attribute is compared as it is: alice cannot become bob."""
+
+    def check(request: web.Request) -> Named | None:
+        token = refreshed_token(request) or request.query.get("user")
+        return None if token is None else Named(token)
+
+    client = await aiohttp_client(plain_app(check))
+    ws = await client.ws_connect("/echo?user=alice")
+    await ws.send_json({"aioendpoints": "refresh", "token": "alice"})
+    assert json.loads(await ws.receive_str())["aioendpoints"] == "refreshed"
+    await ws.send_json({"aioendpoints": "refresh", "token": "bob"})
+    closing = await ws.receive()
+    assert (closing.type, closing.data, closing.extra) == (
+        WSMsgType.CLOSE,
+        4403,
+        "Credential of another principal",
+    )
+
+
+async def test_an_http_error_from_the_check_closes_with_4000_plus_its_status(
+    aiohttp_client: Any,
+) -> None:
+    """A check that answers a refresh with HTTP 429 closes the connection with 4429."""
+
+    def check(request: web.Request) -> Named:
+        if refreshed_token(request) is not None:
+            raise web.HTTPTooManyRequests(text="slow down")
+        return Named("alice")
+
+    client = await aiohttp_client(plain_app(check))
+    ws = await client.ws_connect("/echo")
+    await ws.send_json({"aioendpoints": "refresh", "token": "again"})
+    closing = await ws.receive()
+    assert (closing.type, closing.data, closing.extra) == (WSMsgType.CLOSE, 4429, "slow down")

@@ -28,7 +28,13 @@ from typing import Final
 
 from aiohttp import hdrs, web
 
-from ..request_keys import GROUP_CHECK_KEY, PRINCIPAL_KEY, RECEIVE_FILTER_KEY, USER_ID_KEY
+from ..request_keys import (
+    GROUP_CHECK_KEY,
+    HIDDEN_SUBPROTOCOLS_KEY,
+    PRINCIPAL_KEY,
+    RECEIVE_FILTER_KEY,
+    USER_ID_KEY,
+)
 from ..websocket import WebSocket
 from .access_log import REDACTED_QUERY_KEY
 from .principal import (
@@ -77,10 +83,14 @@ class AuthSettings:
         )
 
     def mark(self, request: web.Request) -> None:
-        """Tell the access log which of ``request``'s query parameters carry credentials."""
-        names: Collection[str] = getattr(self.authenticate, "redacted_query_parameters", ())
+        """Tell the access log and the connection where ``request`` carries credentials."""
+        check = self.authenticate
+        names: Collection[str] = getattr(check, "redacted_query_parameters", ())
         if names:
             request[REDACTED_QUERY_KEY] = names
+        prefixes: tuple[str, ...] = getattr(check, "hidden_subprotocol_prefixes", ())
+        if prefixes:
+            request[HIDDEN_SUBPROTOCOLS_KEY] = prefixes
 
     async def admit(self, request: web.Request) -> None:
         """Authenticate ``request`` and prepare its connection; raise HTTP 401 or 403."""

@@ -19,7 +19,9 @@ server answers ``{"aioendpoints": "refreshed", "expires_at": ...}`` and
 
 Without an accepted refresh by ``expires_at + refresh_grace``, the connection is closed
 with **4401** "Credential expired". A refresh that the check refuses closes it at once:
-**4401** for a bad credential, **4403** for a refused principal or another principal's.
+**4401** for a bad credential, **4403** for a refused principal or another principal's,
+and 4000 plus the status of any other HTTP error the check raises (``HTTPTooManyRequests``:
+4429).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from aiohttp import WSMessage, WSMsgType, hdrs
+from aiohttp import WSMessage, WSMsgType, hdrs, web
 
 from ..exceptions import WebSocketDisconnect
 from ..request_keys import PRINCIPAL_KEY
@@ -44,6 +46,7 @@ from .principal import (
     PermissionDenied,
     call_check,
     expiry_of,
+    user_id_of,
 )
 
 __all__ = [
@@ -168,13 +171,16 @@ class _Refresher:
         with_new_credential[REFRESH_TOKEN_KEY] = token
         try:
             principal = await call_check(self._authenticate, with_new_credential)
-            known = getattr(websocket.principal, "id", None)
-            if known is not None and getattr(principal, "id", None) != known:
+            known = user_id_of(websocket.principal)
+            if known is not None and user_id_of(principal) != known:
                 raise PermissionDenied("Credential of another principal")
         except AuthenticationFailed as failure:
             await self._refuse(CREDENTIAL_REFUSED, failure.reason)
         except PermissionDenied as denial:
             await self._refuse(PRINCIPAL_REFUSED, denial.reason)
+        except web.HTTPException as refusal:
+            # What the check would have answered the handshake with, as a 4xxx close code.
+            await self._refuse(4000 + refusal.status, refusal.text or refusal.reason)
         request[PRINCIPAL_KEY] = principal
         expires_at = expiry_of(principal)
         self._schedule(expires_at)

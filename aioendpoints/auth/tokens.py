@@ -179,6 +179,13 @@ class TokenAuth:
         """The query parameters its sources read, which the access log must not show."""
         return tuple(source.name for source in self.sources if isinstance(source, QueryToken))
 
+    @property
+    def hidden_subprotocol_prefixes(self) -> tuple[str, ...]:
+        """The prefixes of offered subprotocols that carry its tokens, never to be selected."""
+        return tuple(
+            source.prefix for source in self.sources if isinstance(source, SubprotocolToken)
+        )
+
     async def __call__(self, request: web.Request) -> Any:
         """The principal for ``request``'s token; raises :class:`AuthenticationFailed`."""
         for source in self.sources:
