@@ -181,9 +181,25 @@ class RawWebSocket:
         *,
         headers: Mapping[str, str] | None = None,
         within: float = DEFAULT_TIMEOUT,
+        receive_buffer: int | None = None,
     ) -> RawWebSocket:
-        """Open a connection and complete the handshake; fail unless the server says 101."""
-        reader, writer = await asyncio.open_connection(host, port)
+        """Open a connection and complete the handshake; fail unless the server says 101.
+
+        ``receive_buffer`` sets the socket's ``SO_RCVBUF`` before it connects, so that the
+        TCP window stays that small: a reader that stops holds the server up sooner.
+        """
+        if receive_buffer is None:
+            reader, writer = await asyncio.open_connection(host, port)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            sock.setblocking(False)
+            try:
+                await asyncio.get_running_loop().sock_connect(sock, (host, port))
+            except BaseException:
+                sock.close()
+                raise
+            reader, writer = await asyncio.open_connection(sock=sock)
         key = new_key()
         writer.write(upgrade_request(path, f"{host}:{port}", key=key, headers=headers))
         response = await asyncio.wait_for(_read_response_head(reader), within)
