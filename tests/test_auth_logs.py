@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -12,37 +14,14 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from aiohttp.web_log import AccessLogger
 
-import aioendpoints
-from aioendpoints import WebSocket, WebSocketRoutes
-from aioendpoints.auth import (
-    QueryToken,
-    RedactingAccessLogger,
-    StaticTokens,
-    TokenAuth,
-    redacted_path_qs,
-)
+from aioendpoints.auth import RedactingAccessLogger, redacted_path_qs
 from aioendpoints.auth.access_log import REDACTED_QUERY_KEY
+from tests.auth_app import TOKEN, token_app
+from tests.broadcast.processes import serve
 from tests.helpers import eventually
+from tests.redis_server import free_port
 
-TOKEN = "s3cret-token-value"
 FORGED = "f0rged-token-value"
-
-
-def token_app() -> web.Application:
-    routes = WebSocketRoutes()
-
-    @routes.websocket_route(
-        "/ws", authenticate=TokenAuth(StaticTokens({TOKEN: "alice"}), QueryToken("access_token"))
-    )
-    async def greet(ws: WebSocket) -> None:
-        await ws.accept()
-        await ws.send(f"hello {ws.principal}")
-        await ws.receive()
-
-    app = web.Application()
-    aioendpoints.setup(app)
-    app.add_routes(routes)
-    return app
 
 
 @asynccontextmanager
@@ -140,3 +119,29 @@ def test_redacted_path_qs_for_custom_access_loggers() -> None:
     assert redacted_path_qs(request) == request.path_qs  # not marked: not an auth route
     request[REDACTED_QUERY_KEY] = ("access_token",)
     assert redacted_path_qs(request) == "/ws?access_token=REDACTED&x=1&access_token=REDACTED"
+
+
+async def test_gunicorn_with_the_documented_runner_redacts_the_token(tmp_path: Path) -> None:
+    """gunicorn serving the how-to's runner factory writes access_token=REDACTED to its file."""
+    access_log = tmp_path / "access.log"
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "tests.auth_app:gunicorn_runner",
+        "--bind", f"127.0.0.1:{port}", "--worker-class", "aiohttp.GunicornWebWorker",
+        "--access-logfile", str(access_log), "--graceful-timeout", "5",
+    ]  # fmt: skip
+    async with serve(command, "memory://", port) as base:
+        await connect_twice(base)
+        await eventually(
+            lambda: access_log.is_file() and len(access_log.read_text().splitlines()) == 2,
+            within=15,
+        )
+    lines = logged_lines(access_log)
+    assert '"GET /ws?room=lobby&access_token=REDACTED HTTP/1.1" 101' in lines[0]
+    assert '"GET /ws?access_token=REDACTED&room=lobby HTTP/1.1" 401' in lines[1]
+    assert TOKEN not in access_log.read_text()
+    assert FORGED not in access_log.read_text()
+
+
+def logged_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.is_file() else []
