@@ -85,15 +85,18 @@ def server_mode(request: pytest.FixtureRequest) -> str:
 async def each_mode_server(
     server_mode: str, aiohttp_server: AiohttpServer
 ) -> AsyncIterator[ModeServer]:
-    """Serve an app on a loopback port, once as in production and once as the test server."""
+    """Serve an app on a loopback port, once as in production and once as the test server.
+
+    Keyword arguments go to ``web.AppRunner`` (``keepalive_timeout=...``), in both modes.
+    """
     started: list[ProductionServer] = []
 
     async def serve(app: web.Application, **kwargs: Any) -> TestServer:
         if server_mode != PRODUCTION:
             return await aiohttp_server(app, **kwargs)
-        server = ProductionServer(app, **kwargs)
+        server = ProductionServer(app)
         started.append(server)
-        await server.start_server()
+        await server.start_server(**kwargs)  # web.AppRunner's keyword arguments
         return server
 
     yield serve

@@ -9,11 +9,14 @@ from aiohttp import WSMsgType
 from ..group_hub import Message
 from ..serialization import JSONDumps
 
-__all__ = ["Message", "encode_message", "server_frame"]
+__all__ = ["MAX_INBOUND_SIZE", "Message", "encode_message", "inbound_problem", "server_frame"]
 
 #: Frame opcodes (RFC 6455 §5.2).
 TEXT = int(WSMsgType.TEXT)
 BINARY = int(WSMsgType.BINARY)
+
+#: The largest payload accepted from another process, by default (16 MiB).
+MAX_INBOUND_SIZE = 16 * 1024 * 1024
 
 _SHORT = struct.Struct("!BB")
 _MEDIUM = struct.Struct("!BBH")
@@ -56,3 +59,22 @@ def server_frame(opcode: int, payload: bytes) -> bytes:
     else:
         header = _LONG.pack(first, 127, length)
     return header + payload
+
+
+def inbound_problem(opcode: int, payload: bytes, max_size: int) -> str | None:
+    """Why a message that came from outside this process must not reach a socket, if it must not.
+
+    Only data frames may go out (a close frame, a ping or a reserved opcode written to every
+    member would be an injection), text must be valid UTF-8 (RFC 6455 §8.1), and the payload
+    at most ``max_size`` bytes. ``None`` when the message is fine.
+    """
+    if opcode != TEXT and opcode != BINARY:
+        return f"opcode {opcode:#x} is not a text or binary frame"
+    if len(payload) > max_size:
+        return f"{len(payload)} bytes is over the limit of {max_size}"
+    if opcode == TEXT:
+        try:
+            payload.decode()
+        except UnicodeDecodeError:
+            return "its text is not valid UTF-8"
+    return None

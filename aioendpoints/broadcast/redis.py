@@ -18,6 +18,7 @@ from typing import Any
 from yarl import URL
 
 from .backend import BroadcastBackend, BroadcastUnavailable, Receiver
+from .frames import MAX_INBOUND_SIZE, inbound_problem
 
 try:
     from redis.asyncio import Redis
@@ -43,7 +44,10 @@ class RedisBackend(BroadcastBackend):
     """Publishes to and subscribes from Redis channels named after the groups.
 
     Channels are ``aioendpoints:<db>:group:<group>``: Redis pub/sub ignores the database
-    number, so it is part of the name to keep apps on different databases apart.
+    number, so it is part of the name to keep apps on different databases apart. Anyone
+    who can reach Redis can publish there, so what is read is checked before it reaches
+    a socket (text or binary frames, valid UTF-8, ``max_message_size``); anything else is
+    dropped, and logged once per channel.
     """
 
     distributed = True
@@ -60,6 +64,8 @@ class RedisBackend(BroadcastBackend):
         # Reconnection backoff, in seconds
         reconnect_delay: float = 0.1,
         max_reconnect_delay: float = 5.0,
+        # Messages
+        max_message_size: int = MAX_INBOUND_SIZE,
     ) -> None:
         self.url = url
         #: Seconds to wait for a TCP connection to Redis.
@@ -76,6 +82,12 @@ class RedisBackend(BroadcastBackend):
         self.reconnect_delay = reconnect_delay
         #: The longest wait between reconnection attempts, in seconds.
         self.max_reconnect_delay = max_reconnect_delay
+        #: Payloads larger than this, in bytes, are refused when published, and dropped
+        #: when read from Redis.
+        self.max_message_size = max_message_size
+        #: How many messages read from Redis were dropped as not aioendpoints' own.
+        self.rejected = 0
+        self._warned_channels: set[bytes] = set()
         self._where = _redacted(url)
         self._origin = os.urandom(_ORIGIN_SIZE)
         self._client: Redis | None = None
@@ -183,6 +195,11 @@ class RedisBackend(BroadcastBackend):
                 f"cannot publish to group {group!r}: the Redis backend is not running "
                 "(the application has not started, or has stopped)"
             )
+        if len(payload) > self.max_message_size:
+            raise ValueError(
+                f"cannot publish {len(payload)} bytes to group {group!r}: over the Redis "
+                f"backend's max_message_size of {self.max_message_size}"
+            )
         sent_at = _SENT_AT.pack(time.time())
         message = b"".join((self._origin, sent_at, opcode.to_bytes(1, "big"), payload))
         try:
@@ -289,7 +306,15 @@ class RedisBackend(BroadcastBackend):
             if data[:_ORIGIN_SIZE] == self._origin or not channel.startswith(self._group_prefix):
                 return  # our own message: this process delivered it when publishing
             if len(data) <= _HEADER_SIZE:
-                logger.error("Ignoring a malformed broadcast message on %r", channel)
+                self._reject(channel, f"{len(data)} bytes is too short for a message")
+                return
+            problem = inbound_problem(
+                data[_HEADER_SIZE], data[_HEADER_SIZE + 1 :], self.max_message_size
+            )
+            if problem is not None:
+                # Whatever Redis hands over is input from outside: a stray PUBLISH on the
+                # channel must not write a close frame or invalid text to every member.
+                self._reject(channel, problem)
                 return
             assert self._receive is not None
             group = channel[len(self._group_prefix) :].decode()
@@ -305,6 +330,20 @@ class RedisBackend(BroadcastBackend):
             for confirmed in self._confirmations.get(channel, ()):
                 if not confirmed.done():
                     confirmed.set_result(None)
+
+    def _reject(self, channel: bytes, problem: str) -> None:
+        """Drop a message that did not come from aioendpoints; warn once per channel."""
+        self.rejected += 1
+        first = channel not in self._warned_channels
+        if first:
+            self._warned_channels.add(channel)
+        logger.log(
+            logging.WARNING if first else logging.DEBUG,
+            "Dropped a message on %r that aioendpoints did not publish (%s)%s",
+            channel,
+            problem,
+            "; further ones on this channel are logged at DEBUG" if first else "",
+        )
 
     def _fail_confirmations(self, reason: str) -> None:
         for waiting in self._confirmations.values():
