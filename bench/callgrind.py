@@ -236,7 +236,9 @@ def main(args: argparse.Namespace) -> None:
         from .scenarios.fanout import _unavailable
 
         for kind in FANOUT_KINDS:
-            if kind == "function-redis" and _unavailable(kind):
+            if not kind_available(KINDS[kind]):
+                print(f"skipped {kind} in fanout: needs {', '.join(KINDS[kind].requires)}")
+            elif kind == "function-redis" and _unavailable(kind):
                 print(f"skipped {kind} in fanout: {_unavailable(kind)}")
             elif kind == BASELINE or kind in args.kinds:
                 fanout_kinds.append(kind)

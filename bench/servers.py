@@ -47,7 +47,7 @@ KINDS: dict[str, Kind] = {
         Kind("function-stdlib-json", "aioendpoints function view, stdlib json"),
         Kind("function-no-heartbeat", "aioendpoints function view, heartbeat=None"),
         Kind("function-bare", "aioendpoints function view, no heartbeat, no send guard"),
-        Kind("function-redis", "aioendpoints function view, redis://"),
+        Kind("function-redis", "aioendpoints function view, redis://", ("redis",)),
         Kind("function-metrics", "aioendpoints function view, metrics on", ("prometheus_client",)),
         Kind("starlette", "Starlette + uvicorn", ("starlette", "uvicorn", "websockets")),
         Kind("websockets", "python-websockets", ("websockets",)),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import typed_dispatch
+from bench import callgrind, typed_dispatch
 from bench.client import masked_frame
 from bench.scenarios import QUICK, Scenario, load_scenarios, register
 
@@ -100,3 +100,50 @@ def test_typed_dispatchers_agree_on_what_they_handle() -> None:
             # msgspec's and pydantic's errors are ValueErrors too.
             with pytest.raises(ValueError, match=r"bad move|Expected `float`|valid number"):
                 dispatch(b'{"type": "move", "to": {"x": "far", "y": 0}, "speed": 1}')
+
+
+@pytest.mark.slow
+def test_quick_scale_and_keepalive_report_every_figure(tmp_path: Path) -> None:
+    """The scale and keepalive scenarios run against raw aiohttp and a function view."""
+    output = tmp_path / "figures.json"
+    command = [sys.executable, "-m", "bench", "--quick", "--scenarios", "scale,keepalive"]
+    command += ["--kinds", "aiohttp,function", "--json", str(output)]
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "handshake time per connection" in result.stdout
+    assert "silent peer dropped after" in result.stdout
+    figures = json.loads(output.read_text())["figures"]
+    for kind in ("aiohttp", "function"):
+        (scale,) = figures["scale"][kind]
+        assert scale["messages"] == QUICK.scale_connections * QUICK.scale_rounds
+        assert {"connect_us", "kib_per_member", "cpu_us"} <= set(scale)
+        (keepalive,) = figures["keepalive"][kind]
+        assert keepalive["messages"] == QUICK.keepalive_peers
+        # Dropped, and not before the peer had half a heartbeat to answer a ping.
+        assert keepalive["worst_heartbeats"] >= keepalive["detection_heartbeats"] >= 0.5
+
+
+def test_callgrind_report_says_which_targets_are_met() -> None:
+    """The targets compare the deployed figures when there are any, and say by how much."""
+    figures = {
+        "aiohttp": {"echo-text": 100.0, "echo-text@deployed": 110.0, "echo-json": 100.0},
+        "function": {"echo-text": 120.0, "echo-text@deployed": 112.0, "echo-json": 85.0},
+    }
+    report = callgrind.targets(figures)
+    assert "echo-text   function  1.018x <= 1.05x (as deployed): met" in report
+    assert "echo-json   function  0.850x <= 0.80x (bare): MISSED by 6.2%" in report
+    table = callgrind.render(figures, ["aiohttp", "function"], ["echo-text"])
+    assert "1.200x" in table
+    assert "1.018x" in table
+
+
+def test_plot_draws_a_png_from_the_checked_in_figures(tmp_path: Path) -> None:
+    """The plot in the docs comes from figures checked in next to it; redrawing it works."""
+    pytest.importorskip("matplotlib", reason="the bench extra draws the plot")
+    figures = REPO_ROOT / "docs" / "_static" / "performance-callgrind.json"
+    output = tmp_path / "plot.png"
+    command = [sys.executable, "-m", "bench.plot", str(figures), str(output)]
+    subprocess.run(command, cwd=REPO_ROOT, timeout=60, check=True)
+    assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
