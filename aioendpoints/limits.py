@@ -8,6 +8,7 @@ in the way of ordinary applications.
 from __future__ import annotations
 
 import asyncio
+import functools
 import struct
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
@@ -68,6 +69,20 @@ class TokenBucket:
         return True
 
 
+@functools.cache
+def _marks(limit: int) -> tuple[int, int]:
+    """The low-water mark and the room a send may take, for a buffer ``limit``.
+
+    Once a slow reader has filled the buffer, aiohttp's writer stays paused until it is
+    back under the low-water mark, not merely under the limit: only below that mark is a
+    send sure not to wait. A frame header and deflate's worst case add a little to the
+    payload. Cached, so that the connections of a route share these ints rather than each
+    holding two of its own.
+    """
+    low = limit // 4
+    return low, max(low - 1024, 0)
+
+
 class SendGuard:
     """Bounds a connection's outgoing buffer, and how long a send may wait for the reader.
 
@@ -78,13 +93,10 @@ class SendGuard:
     __slots__ = ("_room", "_timeout", "_transport")
 
     def __init__(self, transport: asyncio.Transport, limit: int, timeout: float) -> None:
-        transport.set_write_buffer_limits(high=limit, low=limit // 4)
+        low, room = _marks(limit)
+        transport.set_write_buffer_limits(high=limit, low=low)
         self._transport = transport
-        # Once a slow reader has filled the buffer, aiohttp's writer stays paused until it
-        # is back under the low-water mark, not merely under the limit: only below that
-        # mark is a send sure not to wait. A frame header and deflate's worst case add a
-        # little to the payload.
-        self._room = max(limit // 4 - 1024, 0)
+        self._room = room
         self._timeout = timeout
 
     def fits(self, size: int) -> bool:
