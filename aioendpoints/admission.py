@@ -29,12 +29,16 @@ class Admission:
     async def admit(self, request: web.Request) -> None:
         """Refuse ``request`` with HTTP 401, 403 or 503, or count it in."""
         config = request.config_dict
-        auth = config.get(AUTH_KEY)
+        # `in` before reading: ChainMapProxy.get() raises and catches a KeyError per app for
+        # a missing key, and these two are missing in most applications.
+        auth = config[AUTH_KEY] if AUTH_KEY in config else None  # noqa: SIM401
         if self._auth is not None:
             auth = self._auth.over(auth)
         if auth is not None:
             auth.mark(request)
-        origins = self._origins or config.get(ALLOWED_ORIGINS_KEY, SAME_ORIGIN_ONLY)
+        origins = self._origins or (
+            config[ALLOWED_ORIGINS_KEY] if ALLOWED_ORIGINS_KEY in config else SAME_ORIGIN_ONLY  # noqa: SIM401
+        )
         refusal = origins.refusal(request)
         if refusal is not None:
             raise web.HTTPForbidden(text=refusal)
