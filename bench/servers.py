@@ -17,6 +17,7 @@ import resource
 import signal
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -49,6 +50,7 @@ KINDS: dict[str, Kind] = {
         Kind("function-bare", "aioendpoints function view, no heartbeat, no send guard"),
         Kind("function-redis", "aioendpoints function view, redis://", ("redis",)),
         Kind("function-metrics", "aioendpoints function view, metrics on", ("prometheus_client",)),
+        Kind("function-auth", "aioendpoints function view, authenticate, expiring principal"),
         Kind("starlette", "Starlette + uvicorn", ("starlette", "uvicorn", "websockets")),
         Kind("websockets", "python-websockets", ("websockets",)),
     )
@@ -65,6 +67,7 @@ SCENARIO_ONLY_KINDS = frozenset(
         "function-bare",
         "function-redis",
         "function-metrics",
+        "function-auth",
     }
 )
 
@@ -156,6 +159,18 @@ async def app_function(*, metrics: bool = False, **options: Any) -> Any:
 async def app_function_metrics() -> Any:
     """aioendpoints function views with Prometheus metrics on: every message counted."""
     return await app_function(metrics=True)
+
+
+async def app_function_auth() -> Any:
+    """aioendpoints function views behind an ``authenticate`` check whose principal expires
+    (in an hour), so the admission and the refresh's receive filter run."""
+    return await app_function(authenticate=_expiring_principal)
+
+
+def _expiring_principal(request: Any) -> Any:
+    from aioendpoints.auth import Principal
+
+    return Principal("bench", expires_at=time.time() + 3600)
 
 
 async def app_function_stdlib_json() -> Any:
@@ -291,6 +306,7 @@ APPS: dict[str, Callable[[], Awaitable[Any]]] = {
     "function-no-heartbeat": app_function_no_heartbeat,
     "function-bare": app_function_bare,
     "function-metrics": app_function_metrics,
+    "function-auth": app_function_auth,
     "endpoint": app_endpoint,
 }
 #: The peers, which run their own servers.

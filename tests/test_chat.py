@@ -193,6 +193,16 @@ async def test_login_sets_a_signed_cookie_that_the_room_takes(aiohttp_client: An
         assert names(present) == ["Ada"]
 
 
+async def test_another_site_cannot_log_its_visitors_in(aiohttp_client: Any) -> None:
+    """A form on another site posting to /login gets 403 and sets no cookie."""
+    client = await aiohttp_client(init_app())
+    response = await client.post(
+        "/login", data={"name": "Mallory"}, headers={"Origin": "https://evil.example"}
+    )
+    assert response.status == 403
+    assert COOKIE not in response.cookies
+
+
 @pytest.mark.parametrize(
     "cookie",
     [

@@ -119,7 +119,7 @@ async def _binary(server: ServerProcess, settings: Settings) -> Figures:
 #: aioendpoints with its default heartbeat and send guard switched off.
 WITHOUT_DEFAULTS = ("aiohttp-heartbeat", "function-no-heartbeat", "function-bare")
 #: What the optional features cost per message when they are on.
-WITH_FEATURES = ("function-metrics",)
+WITH_FEATURES = ("function-metrics", "function-auth")
 
 register(
     Scenario(

@@ -20,6 +20,7 @@ import itsdangerous
 from aiohttp import web
 
 from aioendpoints.auth import CookieToken
+from aioendpoints.origins import SAME_ORIGIN_ONLY
 
 from .messages import InvalidMessage, check_name
 
@@ -50,7 +51,14 @@ def signer() -> itsdangerous.URLSafeTimedSerializer:
 
 
 async def log_in(request: web.Request) -> web.Response:
-    """``POST /login``: check the name and set the signed login cookie; 400 for a bad name."""
+    """``POST /login``: check the name and set the signed login cookie; 400 for a bad name.
+
+    Another site's page may not log its visitors in under a name of its choosing: the
+    same origin check as the WebSocket routes' answers it with 403.
+    """
+    refusal = SAME_ORIGIN_ONLY.refusal(request)
+    if refusal is not None:
+        raise web.HTTPForbidden(text=refusal)
     form = await request.post()
     try:
         name = check_name(str(form.get("name", "")))
