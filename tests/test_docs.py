@@ -9,7 +9,10 @@ Sphinx build itself runs in tox's ``docs`` environment.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,3 +148,46 @@ def test_the_docs_have_four_parts() -> None:
     """The index leads to the tutorial, how-to guides, topics and reference, in that order."""
     entries = re.findall(r"^   ([\w/-]+)$", (DOCS / "index.rst").read_text(), re.M)
     assert entries[:4] == ["tutorial/index", "howto/index", "topics/index", "reference/index"]
+
+
+def test_the_testing_pages_first_test_passes_without_a_warning(tmp_path: Path) -> None:
+    """The how-to's pytest.ini and test_echo.py, saved as they are, pass under pytest."""
+    saved = {
+        block.options["caption"]: block.body
+        for block in directives(DOCS / "howto" / "testing.rst")
+        if block.name == "code-block" and "caption" in block.options
+    }
+    assert set(saved) == {"pytest.ini", "test_echo.py"}, set(saved)
+    for name, body in saved.items():
+        (tmp_path / name).write_text(body + "\n")
+    root = Path(aioendpoints.__file__).resolve().parent.parent
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly"],
+        cwd=tmp_path,
+        env={**environment, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = run.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"=+ 1 passed in [\d.]+s =+", summary), run.stdout
+
+
+def test_ci_runs_the_readmes_test_command_as_written() -> None:
+    """.ci/run's last command is the README's test command, character for character."""
+    readme = (DOCS.parent / "README.md").read_text()
+    setup = readme.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"^```sh\n(.*?)\n```$", setup, re.M | re.S)
+    assert len(commands) == 2, commands
+    assert all("\n" not in command for command in commands), commands
+    ci_commands = [
+        line
+        for line in (DOCS.parent / ".ci" / "run").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert ci_commands[-1] == commands[1]
+    install = (DOCS / "tutorial" / "install.rst").read_text()
+    assert commands[0].split(" && .venv/bin/python -m aiohttp.web")[0] in install

@@ -50,6 +50,7 @@ pages elsewhere may show members who are gone until those pages reconnect.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -90,6 +91,10 @@ async def index(request: web.Request) -> web.FileResponse:
 
 def init_app(argv: list[str] | None = None) -> web.Application:
     """Build the chat application (``argv`` is what ``python -m aiohttp.web`` passes on)."""
+    if argv is not None:
+        # Started by python -m aiohttp.web, which has set every logger to DEBUG: the demo's
+        # log shows requests, warnings and errors instead.
+        logging.basicConfig(level=logging.INFO, force=True)
     app = web.Application()
     aioendpoints.setup(
         app,
