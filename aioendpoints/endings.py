@@ -8,7 +8,7 @@ decides: a pure function of its arguments, tested as a table.
 How the view ended                after ``accept()``                 before it
 ================================  =================================  ==================
 returned                          close 1000                         HTTP 403
-the peer vanished (1006)          DEBUG                              none
+the peer vanished (1006)          DEBUG                              HTTP 403 (unseen)
 its task was cancelled            dropped (1006), DEBUG; re-raised   re-raised
 the peer closed, caught code      DEBUG                              none
 the peer closed, another code     WARNING, without a traceback       none
@@ -214,6 +214,13 @@ def _refusal(
             log_level=logging.ERROR,
             traceback=True,
             message="failed before accept()",
+        )
+    if outcome is Outcome.DROPPED:
+        return Ending(
+            CloseCode.ABNORMAL_CLOSURE,
+            refusal=403,
+            log_level=logging.DEBUG,
+            message="ended before accept(): its peer left",
         )
     # Returned (or a disconnect raised by hand) without accepting: refused, as in Starlette.
     return Ending(

@@ -368,6 +368,10 @@ class WebSocket:
                 f"{list(self.subprotocols)!r}: choose one of ws.subprotocols, or accept() "
                 "without a subprotocol"
             )
+        transport = self.request.transport
+        if transport is None or transport.is_closing():
+            # The peer left while the view made up its mind: an ordinary end, not a fault.
+            raise self._dropped()
         options = self._options
         heartbeat = options.heartbeat
         # Our keepalive, where it can watch the transport; aiohttp's heartbeat otherwise.
@@ -389,7 +393,10 @@ class WebSocket:
         )
         if headers is not None:
             response.headers.extend(headers.items() if isinstance(headers, Mapping) else headers)
-        await response.prepare(self.request)
+        try:
+            await response.prepare(self.request)
+        except ConnectionError:
+            raise self._dropped() from None
         self.response = response
         self._phase = _OPEN
         if keepalive:

@@ -59,6 +59,15 @@ TABLE: list[
         Ending(1006, log_level=DEBUG),
     ),
     (
+        "dropped-before-accept",
+        WebSocketDisconnect(1006),
+        False,
+        None,
+        False,
+        ROUTE,
+        Ending(1006, refusal=403, log_level=DEBUG),
+    ),
+    (
         "cancelled",
         asyncio.CancelledError(),
         True,
