@@ -20,7 +20,7 @@ from aioendpoints.keepalive import PING_FRAME, Keepalive
 
 from .helpers import eventually
 
-HEARTBEAT = 0.2
+HEARTBEAT = 0.5
 ENDED_KEY = web.AppKey("ended", list)
 PROTOCOLS_KEY = web.AppKey("protocols", list)
 
