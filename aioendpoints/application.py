@@ -18,6 +18,7 @@ from .origins import ALLOWED_ORIGINS_KEY, AllowedOrigins, OriginPolicy
 from .registry import CONNECTIONS_KEY, DEFAULT_SHUTDOWN_TIMEOUT, ConnectionRegistry
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
     from prometheus_client import CollectorRegistry
 
     from .admin_page import AdminCheck
@@ -41,6 +42,7 @@ def setup(
     metrics_path: str | None = None,
     admin_path: str | None = None,
     admin_check: AdminCheck | None = None,
+    tracing: bool | TracerProvider = False,
 ) -> None:
     """Install aioendpoints' app-wide parts on ``app``.
 
@@ -64,6 +66,9 @@ def setup(
     * ``metrics``: record Prometheus metrics (needs the ``metrics`` extra) in a registry of
       their own (``app[METRICS_KEY]``), or in the ``CollectorRegistry`` given;
       ``metrics_path`` also serves them at that path (and turns them on).
+    * ``tracing``: OpenTelemetry spans for each handshake (continuing the request's
+      ``traceparent``) and each connection (needs the ``tracing`` extra), through the
+      global tracer provider, or the ``TracerProvider`` given.
     * ``admin_path``: a read-only admin page of this process's connections and groups,
       refreshed live, for the requests that ``admin_check(request)`` allows (required with
       it; sync or async); off by default.
@@ -84,6 +89,11 @@ def setup(
     monitor = Monitor(count_messages=recording)
     app[OBSERVER_KEY] = app[MONITOR_KEY] = monitor
     install_admin(app, hub, monitor)
+    if tracing:
+        from .tracing import TracingObserver
+
+        provider = None if isinstance(tracing, bool) else tracing
+        app[OBSERVER_KEY] = TracingObserver(monitor, provider)
     if recording:
         from .metrics import install_metrics
 

@@ -169,6 +169,10 @@ async def _serve(
     One coroutine for all of it, so that an open connection keeps no more frames than the
     view's own.
     """
+    config = request.config_dict
+    observer = config.get(OBSERVER_KEY)
+    if observer is not None:
+        observer.handshake(request)
     try:
         await admission.admit(request)
         try:
@@ -211,7 +215,6 @@ async def _serve(
     except web.HTTPException as refused:
         # Once the handshake is accepted, the view runner answers everything with a close
         # frame: an HTTP error that gets here refused the handshake.
-        observer = request.config_dict.get(OBSERVER_KEY)
         if observer is not None:
             observer.refused(request, refused.status)
         raise

@@ -1,8 +1,8 @@
 """The hook through which app-wide features watch connections: metrics, admin, tracing.
 
 The core looks the application's :class:`ConnectionObserver` up once per connection
-(``request.config_dict[OBSERVER_KEY]``) and tells it when the handshake is refused, when the
-connection opens and when it has ended. An observer that wants to see each message
+(``request.config_dict[OBSERVER_KEY]``) and tells it when a handshake begins, when it is
+refused, when the connection opens and when it has ended. An observer that wants to see each message
 replaces the connection's two per-message callables when it opens; without an observer
 the per-message paths stay exactly as they are.
 """
@@ -32,6 +32,9 @@ class ConnectionObserver:
     Install one as ``app[OBSERVER_KEY]``; :func:`aioendpoints.setup` installs aioendpoints'
     own. Methods are called on the connection's task and must not block or raise.
     """
+
+    def handshake(self, request: web.Request) -> None:
+        """A WebSocket handshake for ``request`` begins, before any check."""
 
     def refused(self, request: web.Request, status: int) -> None:
         """The handshake of ``request`` was refused with HTTP ``status``."""

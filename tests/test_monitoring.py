@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 from aiohttp import web
@@ -75,3 +77,17 @@ def test_metrics_go_into_the_registry_given() -> None:
     aioendpoints.setup(app, metrics=registry)
     assert app[METRICS_KEY] is registry
     assert registry.get_sample_value("aioendpoints_published_total") == 0
+
+
+def test_optional_dependencies_stay_unimported_when_unused() -> None:
+    """A default setup() imports neither prometheus-client nor OpenTelemetry."""
+    code = (
+        "import sys; from aiohttp import web; import aioendpoints; "
+        "aioendpoints.setup(web.Application()); "
+        "roots = {m.split('.')[0] for m in sys.modules}; "
+        "print(sorted(roots & {'prometheus_client', 'opentelemetry'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
