@@ -143,7 +143,7 @@ async def measure_connect(kind: str, lengths: tuple[int, int], directory: Path) 
         await asyncio.gather(*(c.round_trip(frame) for c in warmup))
         opened += warmup
         for count in lengths:
-            await server.mark(_SLOW)
+            await server.mark(_SLOW, signal.SIGUSR2)  # collects garbage first
             marks += 1
             connections = await open_connections(server.port, "/text", count, _SLOW)
             await asyncio.gather(*(c.round_trip(frame) for c in connections))
