@@ -16,9 +16,10 @@ from aioendpoints import (
     WebSocketRoutes,
     on_message,
 )
-from aioendpoints.testing import WebSocketConnect
+from aioendpoints.testing import WebSocketConnect, connect
 
-from .helpers import make_app
+from .conftest import ModeClient
+from .helpers import eventually, make_app
 
 
 class Say(msgspec.Struct, tag="say"):
@@ -162,10 +163,11 @@ async def test_many_invalid_messages_in_a_row_are_each_answered(
 
 
 async def test_invalid_messages_close_with_1007_when_the_route_says_so(
-    websocket_connect: WebSocketConnect, caplog: pytest.LogCaptureFixture
+    each_mode_client: ModeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """invalid_messages="close" closes with 1007 and says what was wrong, with no traceback."""
-    ws = await websocket_connect(room_app(invalid_messages="close"), "/rooms/lobby")
+    client = await each_mode_client(room_app(invalid_messages="close"))
+    ws = await connect(client, "/rooms/lobby")
     with caplog.at_level(logging.DEBUG, logger="aioendpoints"):
         await ws.send_json({"type": "say", "text": 5})
         await ws.expect_close(1007, "Expected `str`, got `int` at $.text")
@@ -187,10 +189,10 @@ async def test_a_rejected_request_gets_an_error_with_its_id(
 
 
 async def test_a_request_whose_handler_raises_gets_an_error_reply(
-    websocket_connect: WebSocketConnect, caplog: pytest.LogCaptureFixture
+    each_mode_client: ModeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A handler that raises on a request: an error reply with its id, one logged traceback."""
-    ws = await websocket_connect(room_app(), "/rooms/lobby")
+    ws = await connect(await each_mode_client(room_app()), "/rooms/lobby")
     await ws.send_json({"type": "add", "a": 13, "b": 0, "id": 5})
     await ws.expect_json({"type": "error", "error": "internal server error", "path": None, "id": 5})
     await ws.send_json({"type": "add", "a": 1, "b": 1, "id": 6})
@@ -202,12 +204,13 @@ async def test_a_request_whose_handler_raises_gets_an_error_reply(
 
 
 async def test_a_handler_that_raises_without_a_request_closes_with_1011(
-    websocket_connect: WebSocketConnect, caplog: pytest.LogCaptureFixture
+    each_mode_client: ModeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Without a request id, a failing handler is a server fault: 1011 and one traceback."""
-    ws = await websocket_connect(room_app(), "/rooms/lobby")
+    ws = await connect(await each_mode_client(room_app()), "/rooms/lobby")
     await ws.send_json({"type": "add", "a": 13, "b": 0})
     await ws.expect_close(1011)
+    await eventually(lambda: [record for record in caplog.records if record.exc_info])
     tracebacks = [record for record in caplog.records if record.exc_info]
     assert len(tracebacks) == 1
 
