@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from types import TracebackType, UnionType
+from typing import Any, Protocol, TypeVar, overload
 
 from aiohttp import ClientWebSocketResponse, WSMessage, WSMsgType, web
 from aiohttp.test_utils import TestClient
@@ -151,14 +151,20 @@ class WebSocketTestClient:
         except ValueError:
             raise AssertionError(f"expected JSON from {self.path}, got {text!r}") from None
 
-    async def receive_message(self, message_class: type[MessageT]) -> MessageT:
+    @overload
+    async def receive_message(self, message_class: type[MessageT]) -> MessageT: ...
+
+    @overload
+    async def receive_message(self, message_class: UnionType | tuple[type, ...]) -> Any: ...
+
+    async def receive_message(self, message_class: Any) -> Any:
         """Return the next message decoded into ``message_class`` (or a union of classes).
 
         Fails the test when it is not a text frame of that class.
         """
         text = await self.receive_text()
         try:
-            return decoder_for(message_class)(text)  # type: ignore[no-any-return]
+            return decoder_for(message_class)(text)
         except ValueError as error:
             name = getattr(message_class, "__name__", message_class)
             raise AssertionError(

@@ -185,6 +185,22 @@ async def test_setup_serves_the_document_and_its_page(aiohttp_client: AiohttpCli
     assert "https://" not in page
 
 
+def test_routes_of_sub_applications_are_described_under_their_prefix() -> None:
+    """A sub-application's WebSocket routes are channels too, at their full path."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/echo/{name}")
+    async def echo(ws: WebSocket, name: str) -> None: ...
+
+    inner = web.Application()
+    inner.add_routes(routes)
+    app = web.Application()
+    app.add_subapp("/api/", inner)
+    channels = aioendpoints.asyncapi(app, title="Nested", version="1")["channels"]
+    assert [channel["address"] for channel in channels.values()] == ["/api/echo/{name}"]
+    assert set(channels["api_echo_name"]["parameters"]) == {"name"}
+
+
 def test_the_asyncapi_path_must_be_absolute() -> None:
     """A relative path for the document is refused."""
     with pytest.raises(ValueError, match="must be a path starting with '/'"):

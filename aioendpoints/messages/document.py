@@ -45,9 +45,10 @@ def asyncapi(
 
     ``title`` and ``version`` describe the API; ``servers`` is the document's ``servers``
     object as it is, such as ``{"local": {"host": "127.0.0.1:8080", "protocol": "ws"}}``.
+    Routes of sub-applications (``app.add_subapp()``) are included, under their prefix.
     """
     builder = _Builder()
-    for route in app.router.routes():
+    for route in _routes(app):
         options = getattr(route.handler, "websocket_options", None)
         if route.method == "GET" and options is not None:
             builder.add_route(route, getattr(route.handler, "websocket_view", None), options)
@@ -65,6 +66,16 @@ def asyncapi(
     document["operations"] = builder.operations
     document["components"] = builder.components()
     return document
+
+
+def _routes(app: web.Application) -> Iterable[web.AbstractRoute]:
+    """The routes of ``app`` and of its sub-applications (whose paths have their prefix)."""
+    for resource in app.router.resources():
+        subapp = resource.get_info().get("app")
+        if isinstance(subapp, web.Application):
+            yield from _routes(subapp)
+        else:
+            yield from resource
 
 
 class _Builder:

@@ -69,4 +69,6 @@ async def client_side(ws: WebSocketTestClient) -> str:
     await ws.send_message(Say(text="hi"))
     said: Said = await ws.expect_message(Said(text="hi", by="me"))
     again = await ws.receive_message(Said)
+    either = await ws.receive_message(Said | Say)
+    assert isinstance(either, Said | Say)
     return said.by + again.text
