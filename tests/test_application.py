@@ -11,23 +11,23 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
-from pytest_aiohttp import AiohttpClient
 
 import aioendpoints
 from aioendpoints import CloseCode, WebSocket, WebSocketEndpoint, WebSocketRoutes
+from tests.conftest import ModeClient
 
 from .helpers import connect_when_up, eventually, free_port, make_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def test_registry_tracks_open_connections(aiohttp_client: AiohttpClient) -> None:
+async def test_registry_tracks_open_connections(each_mode_client: ModeClient) -> None:
     """setup() installs a registry that holds each accepted connection until it ends."""
     routes = WebSocketRoutes()
     routes.add_websocket_route("/", WebSocketEndpoint)
     app = make_app(routes)
     registry = app[aioendpoints.CONNECTIONS_KEY]
-    client = await aiohttp_client(app)
+    client = await each_mode_client(app)
     async with client.ws_connect("/"), client.ws_connect("/"):
         await eventually(lambda: len(registry) == 2)
         assert all(isinstance(ws, WebSocket) and ws.accepted for ws in registry)
@@ -42,7 +42,7 @@ def test_setup_twice_is_an_error() -> None:
         aioendpoints.setup(app)
 
 
-async def test_shutdown_closes_every_socket_with_1001(aiohttp_client: AiohttpClient) -> None:
+async def test_shutdown_closes_every_socket_with_1001(each_mode_client: ModeClient) -> None:
     """On shutdown every open socket is closed with 1001 and on_disconnect runs for each."""
     routes = WebSocketRoutes()
     disconnects: list[int] = []
@@ -53,7 +53,7 @@ async def test_shutdown_closes_every_socket_with_1001(aiohttp_client: AiohttpCli
             disconnects.append(close_code)
 
     app = make_app(routes)
-    client = await aiohttp_client(app)
+    client = await each_mode_client(app)
     sockets = [await client.ws_connect("/") for _ in range(5)]
     await eventually(lambda: len(app[aioendpoints.CONNECTIONS_KEY]) == 5)
     started = time.monotonic()
@@ -67,7 +67,7 @@ async def test_shutdown_closes_every_socket_with_1001(aiohttp_client: AiohttpCli
     assert time.monotonic() - started < 5
 
 
-async def test_shutdown_ends_a_view_that_is_busy_sending(aiohttp_client: AiohttpClient) -> None:
+async def test_shutdown_ends_a_view_that_is_busy_sending(each_mode_client: ModeClient) -> None:
     """A view in a send loop sees WebSocketDisconnect(1001) and ends quietly at shutdown."""
     routes = WebSocketRoutes()
     ended: list[int | None] = []
@@ -83,7 +83,7 @@ async def test_shutdown_ends_a_view_that_is_busy_sending(aiohttp_client: Aiohttp
             ended.append(ws.close_code)
 
     app = make_app(routes)
-    client = await aiohttp_client(app)
+    client = await each_mode_client(app)
     ws = await client.ws_connect("/")
     assert await ws.receive_str(timeout=5) == "tick"
     await app.shutdown()

@@ -39,9 +39,9 @@ AIOHTTP_DEFLATE_ERROR_CLOSES_1000 = (
 
 
 @pytest.fixture
-async def server(aiohttp_server: ServerFactory) -> TestServer:
+async def server(each_mode_server: ServerFactory) -> TestServer:
     """A running echo application on a free loopback port."""
-    return await aiohttp_server(make_echo_app())
+    return await each_mode_server(make_echo_app())
 
 
 async def connect(server: TestServer, path: str, **options: object) -> RawWebSocket:

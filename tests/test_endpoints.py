@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from aiohttp import WSMsgType
-from pytest_aiohttp import AiohttpClient
 
 from aioendpoints import WebSocket, WebSocketEndpoint, WebSocketRoutes
+from tests.conftest import ModeClient
 
 from .helpers import eventually, make_app
 
@@ -26,7 +26,7 @@ from .helpers import eventually, make_app
     ],
 )
 async def test_encoding_decides_what_on_receive_gets(
-    aiohttp_client: AiohttpClient, encoding: Any, send: tuple[str, Any], expected: Any
+    each_mode_client: ModeClient, encoding: Any, send: tuple[str, Any], expected: Any
 ) -> None:
     """on_receive gets str, bytes, decoded JSON, or the raw message as the encoding says."""
     routes = WebSocketRoutes()
@@ -38,14 +38,14 @@ async def test_encoding_decides_what_on_receive_gets(
             received.append(data)
 
     Endpoint.encoding = encoding
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         kind, payload = send
         await (ws.send_str(payload) if kind == "str" else ws.send_bytes(payload))
     await eventually(lambda: received == [expected])
 
 
-async def test_the_issue_example_room_endpoint(aiohttp_client: AiohttpClient) -> None:
+async def test_the_issue_example_room_endpoint(each_mode_client: ModeClient) -> None:
     """The Room example: a JSON endpoint that echoes with its route parameter."""
     routes = WebSocketRoutes()
     disconnects: list[int] = []
@@ -63,7 +63,7 @@ async def test_the_issue_example_room_endpoint(aiohttp_client: AiohttpClient) ->
         async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
             disconnects.append(close_code)
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/rooms/blue") as ws:
         await ws.send_json({"text": "hi"})
         assert json.loads(await ws.receive_str(timeout=5)) == {
@@ -73,17 +73,17 @@ async def test_the_issue_example_room_endpoint(aiohttp_client: AiohttpClient) ->
     await eventually(lambda: disconnects == [1000])
 
 
-async def test_default_on_connect_accepts(aiohttp_client: AiohttpClient) -> None:
+async def test_default_on_connect_accepts(each_mode_client: ModeClient) -> None:
     """An endpoint that overrides nothing accepts connections."""
     routes = WebSocketRoutes()
     routes.add_websocket_route("/", WebSocketEndpoint)
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.send_str("ignored")
         assert not ws.closed
 
 
-async def test_one_instance_per_connection(aiohttp_client: AiohttpClient) -> None:
+async def test_one_instance_per_connection(each_mode_client: ModeClient) -> None:
     """Each connection gets its own endpoint instance, so instance state is per connection."""
     routes = WebSocketRoutes()
     instances: set[int] = set()
@@ -101,7 +101,7 @@ async def test_one_instance_per_connection(aiohttp_client: AiohttpClient) -> Non
             self.count += 1
             await ws.send(str(self.count))
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as first, client.ws_connect("/") as second:
         for _ in range(3):
             await first.send_str("+")
@@ -113,7 +113,7 @@ async def test_one_instance_per_connection(aiohttp_client: AiohttpClient) -> Non
     assert len(instances) == 2
 
 
-async def test_on_disconnect_gets_the_peers_close_code(aiohttp_client: AiohttpClient) -> None:
+async def test_on_disconnect_gets_the_peers_close_code(each_mode_client: ModeClient) -> None:
     """on_disconnect runs once with the code the client closed with."""
     routes = WebSocketRoutes()
     disconnects: list[int] = []
@@ -123,14 +123,14 @@ async def test_on_disconnect_gets_the_peers_close_code(aiohttp_client: AiohttpCl
         async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
             disconnects.append(close_code)
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.close(code=4321)
     await eventually(lambda: disconnects == [4321])
 
 
 async def test_on_disconnect_gets_1006_when_the_client_vanishes(
-    aiohttp_client: AiohttpClient,
+    each_mode_client: ModeClient,
 ) -> None:
     """A client that drops TCP without a close frame is reported as 1006, once."""
     routes = WebSocketRoutes()
@@ -144,7 +144,7 @@ async def test_on_disconnect_gets_1006_when_the_client_vanishes(
         async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
             disconnects.append(close_code)
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     ws = await client.ws_connect("/")
     await ws.send_str("x")
     assert await ws.receive_str(timeout=5) == "ack"
@@ -156,7 +156,7 @@ async def test_on_disconnect_gets_1006_when_the_client_vanishes(
 
 
 async def test_on_receive_error_closes_1011_and_logs_once(
-    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
+    each_mode_client: ModeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An exception in on_receive closes with 1011, logs one traceback, then on_disconnect."""
     routes = WebSocketRoutes()
@@ -170,7 +170,7 @@ async def test_on_receive_error_closes_1011_and_logs_once(
         async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
             disconnects.append(close_code)
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     with caplog.at_level(logging.ERROR, logger="aioendpoints"):
         async with client.ws_connect("/") as ws:
             await ws.send_str("x")
@@ -184,7 +184,7 @@ async def test_on_receive_error_closes_1011_and_logs_once(
 
 
 async def test_on_connect_that_does_not_accept_refuses_with_403(
-    aiohttp_client: AiohttpClient,
+    each_mode_client: ModeClient,
 ) -> None:
     """An on_connect that neither accepts nor rejects refuses the handshake with HTTP 403."""
     routes = WebSocketRoutes()
@@ -198,7 +198,7 @@ async def test_on_connect_that_does_not_accept_refuses_with_403(
         async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
             disconnects.append(close_code)
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     response = await client.get(
         "/",
         headers={
@@ -213,7 +213,7 @@ async def test_on_connect_that_does_not_accept_refuses_with_403(
 
 
 async def test_on_connect_error_before_accept_is_http_500(
-    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
+    each_mode_client: ModeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An exception in on_connect before accept() answers HTTP 500 and logs the traceback."""
     routes = WebSocketRoutes()
@@ -223,7 +223,7 @@ async def test_on_connect_error_before_accept_is_http_500(
         async def on_connect(self, ws: WebSocket) -> None:
             raise LookupError("no such user")
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     with caplog.at_level(logging.ERROR, logger="aioendpoints"):
         response = await client.get("/", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
     assert response.status == 500
@@ -231,7 +231,7 @@ async def test_on_connect_error_before_accept_is_http_500(
 
 
 async def test_on_disconnect_error_is_logged_not_raised(
-    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
+    each_mode_client: ModeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An exception in on_disconnect is logged; the connection had already closed cleanly."""
     routes = WebSocketRoutes()
@@ -241,7 +241,7 @@ async def test_on_disconnect_error_is_logged_not_raised(
         async def on_disconnect(self, ws: WebSocket, close_code: int) -> None:
             raise KeyError("cleanup failed")
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     with caplog.at_level(logging.ERROR, logger="aioendpoints"):
         async with client.ws_connect("/") as ws:
             await ws.close()
@@ -332,7 +332,7 @@ def test_hooks_with_extra_defaults_or_star_args_are_accepted() -> None:
     ],
 )
 async def test_endpoint_without_encoding_honours_the_routes_receive_type(
-    aiohttp_client: AiohttpClient,
+    each_mode_client: ModeClient,
     route_options: dict[str, Any],
     send: tuple[str, Any],
     expected: Any,
@@ -346,14 +346,14 @@ async def test_endpoint_without_encoding_honours_the_routes_receive_type(
             received.append(data)
 
     routes.add_websocket_route("/", Endpoint, **route_options)
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         kind, payload = send
         await (ws.send_str(payload) if kind == "str" else ws.send_bytes(payload))
         await eventually(lambda: received == [expected])
 
 
-async def test_an_overridden_decode_parses_each_message(aiohttp_client: AiohttpClient) -> None:
+async def test_an_overridden_decode_parses_each_message(each_mode_client: ModeClient) -> None:
     """decode(ws, message) gets the message as it came; on_receive gets what it returns."""
     routes = WebSocketRoutes()
     received: list[Any] = []
@@ -367,7 +367,7 @@ async def test_an_overridden_decode_parses_each_message(aiohttp_client: AiohttpC
         async def on_receive(self, ws: WebSocket, data: Any) -> None:
             received.append(data)
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.send_str("a,b")
         await ws.send_bytes(b"c,d")
@@ -384,7 +384,7 @@ async def test_an_overridden_decode_parses_each_message(aiohttp_client: AiohttpC
     ],
 )
 async def test_calling_the_default_decode_refuses_like_the_receive_methods(
-    aiohttp_client: AiohttpClient, encoding: Any, send: tuple[str, Any], code: int
+    each_mode_client: ModeClient, encoding: Any, send: tuple[str, Any], code: int
 ) -> None:
     """An override that calls super().decode() closes with 1007/1003, as receive_json() does."""
     routes = WebSocketRoutes()
@@ -397,7 +397,7 @@ async def test_calling_the_default_decode_refuses_like_the_receive_methods(
 
     Endpoint.encoding = encoding
     routes.add_websocket_route("/", Endpoint)
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         kind, payload = send
         await (ws.send_str(payload) if kind == "str" else ws.send_bytes(payload))

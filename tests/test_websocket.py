@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from aiohttp import WSMsgType
-from pytest_aiohttp import AiohttpClient
 
 from aioendpoints import (
     WebSocket,
@@ -16,11 +15,12 @@ from aioendpoints import (
     WebSocketState,
     WebSocketStateError,
 )
+from tests.conftest import ModeClient
 
 from .helpers import eventually, make_app
 
 
-async def test_receive_and_send_text_by_default(aiohttp_client: AiohttpClient) -> None:
+async def test_receive_and_send_text_by_default(each_mode_client: ModeClient) -> None:
     """Without options, receive() returns str and send() takes str."""
     routes = WebSocketRoutes()
 
@@ -31,7 +31,7 @@ async def test_receive_and_send_text_by_default(aiohttp_client: AiohttpClient) -
         assert isinstance(text, str)
         await ws.send(text.upper())
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.send_str("abc")
         assert await ws.receive_str(timeout=5) == "ABC"
@@ -46,7 +46,7 @@ async def test_receive_and_send_text_by_default(aiohttp_client: AiohttpClient) -
     ],
 )
 async def test_value_type_sets_both_directions(
-    aiohttp_client: AiohttpClient, value_type: Any, outgoing: Any, expected: Any
+    each_mode_client: ModeClient, value_type: Any, outgoing: Any, expected: Any
 ) -> None:
     """value_type decides what receive() returns and what send() takes."""
     routes = WebSocketRoutes()
@@ -56,7 +56,7 @@ async def test_value_type_sets_both_directions(
         await ws.accept()
         await ws.send(await ws.receive())
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         if value_type == "text":
             await ws.send_str(outgoing)
@@ -69,7 +69,7 @@ async def test_value_type_sets_both_directions(
             assert json.loads(await ws.receive_str(timeout=5)) == expected
 
 
-async def test_receive_type_and_send_type_differ(aiohttp_client: AiohttpClient) -> None:
+async def test_receive_type_and_send_type_differ(each_mode_client: ModeClient) -> None:
     """receive_type and send_type can be set apart: text in, JSON out."""
     routes = WebSocketRoutes()
 
@@ -79,13 +79,13 @@ async def test_receive_type_and_send_type_differ(aiohttp_client: AiohttpClient) 
         assert ws.value_type is None
         await ws.send({"got": await ws.receive()})
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.send_str("x")
         assert await ws.receive_json(timeout=5) == {"got": "x"}
 
 
-async def test_typed_variants_ignore_the_value_type(aiohttp_client: AiohttpClient) -> None:
+async def test_typed_variants_ignore_the_value_type(each_mode_client: ModeClient) -> None:
     """receive_bytes()/send_json() and friends work whatever the route's value type."""
     routes = WebSocketRoutes()
 
@@ -99,7 +99,7 @@ async def test_typed_variants_ignore_the_value_type(aiohttp_client: AiohttpClien
         await ws.send_text(await ws.receive_text())
         await ws.send_text(repr(await ws.receive_message()))
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.send_bytes(b"abc")
         assert await ws.receive_bytes(timeout=5) == b"cba"
@@ -112,7 +112,7 @@ async def test_typed_variants_ignore_the_value_type(aiohttp_client: AiohttpClien
 
 
 async def test_async_for_yields_messages_until_a_normal_close(
-    aiohttp_client: AiohttpClient,
+    each_mode_client: ModeClient,
 ) -> None:
     """`async for message in ws` yields each message and ends when the peer closes with 1000."""
     routes = WebSocketRoutes()
@@ -125,7 +125,7 @@ async def test_async_for_yields_messages_until_a_normal_close(
             seen.append(message)
         seen.append(f"ended {ws.close_code}")
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.send_str("one")
         await ws.send_str("two")
@@ -133,7 +133,7 @@ async def test_async_for_yields_messages_until_a_normal_close(
     assert seen == ["one", "two", "ended 1000"]
 
 
-async def test_async_for_raises_on_an_uncaught_close_code(aiohttp_client: AiohttpClient) -> None:
+async def test_async_for_raises_on_an_uncaught_close_code(each_mode_client: ModeClient) -> None:
     """A close code outside caught_close_codes escapes `async for` as WebSocketDisconnect."""
     routes = WebSocketRoutes()
     raised: list[int] = []
@@ -147,13 +147,13 @@ async def test_async_for_raises_on_an_uncaught_close_code(aiohttp_client: Aiohtt
         except WebSocketDisconnect as disconnect:
             raised.append(disconnect.code)
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.close(code=4000)
     await eventually(lambda: raised == [4000])
 
 
-async def test_async_with_accepts_and_closes(aiohttp_client: AiohttpClient) -> None:
+async def test_async_with_accepts_and_closes(each_mode_client: ModeClient) -> None:
     """`async with ws:` accepts on enter and closes with 1000 on exit."""
     routes = WebSocketRoutes()
 
@@ -163,14 +163,14 @@ async def test_async_with_accepts_and_closes(aiohttp_client: AiohttpClient) -> N
             assert ws.accepted
             await ws.send("inside")
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         assert await ws.receive_str(timeout=5) == "inside"
         message = await ws.receive(timeout=5)
         assert (message.type, message.data) == (WSMsgType.CLOSE, 1000)
 
 
-async def test_close_sends_the_code_and_reason(aiohttp_client: AiohttpClient) -> None:
+async def test_close_sends_the_code_and_reason(each_mode_client: ModeClient) -> None:
     """close(code, reason) reaches the client as given."""
     routes = WebSocketRoutes()
 
@@ -181,13 +181,13 @@ async def test_close_sends_the_code_and_reason(aiohttp_client: AiohttpClient) ->
         assert ws.closed
         assert (ws.close_code, ws.close_reason) == (4001, "bye now")
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         message = await ws.receive(timeout=5)
         assert (message.type, message.data, message.extra) == (WSMsgType.CLOSE, 4001, "bye now")
 
 
-async def test_close_rejects_codes_that_cannot_be_sent(aiohttp_client: AiohttpClient) -> None:
+async def test_close_rejects_codes_that_cannot_be_sent(each_mode_client: ModeClient) -> None:
     """close(1006) is a ValueError: 1005, 1006 and 1015 never go in a close frame."""
     routes = WebSocketRoutes()
     errors: list[str] = []
@@ -199,7 +199,7 @@ async def test_close_rejects_codes_that_cannot_be_sent(aiohttp_client: AiohttpCl
             await ws.close(1006)
         errors.append(str(error.value))
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         message = await ws.receive(timeout=5)
         assert message.data == 1000
@@ -207,7 +207,7 @@ async def test_close_rejects_codes_that_cannot_be_sent(aiohttp_client: AiohttpCl
 
 
 async def test_receive_after_the_peer_closed_raises_disconnect(
-    aiohttp_client: AiohttpClient,
+    each_mode_client: ModeClient,
 ) -> None:
     """receive() raises WebSocketDisconnect with the peer's code and reason."""
     routes = WebSocketRoutes()
@@ -223,13 +223,13 @@ async def test_receive_after_the_peer_closed_raises_disconnect(
         with pytest.raises(WebSocketDisconnect):
             await ws.send("too late")
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.close(code=1001, message=b"leaving")
     await eventually(lambda: disconnects == [(1001, "leaving")])
 
 
-async def test_send_before_accept_is_a_state_error(aiohttp_client: AiohttpClient) -> None:
+async def test_send_before_accept_is_a_state_error(each_mode_client: ModeClient) -> None:
     """send() before accept() raises WebSocketStateError; the client gets HTTP 500."""
     routes = WebSocketRoutes()
     errors: list[BaseException] = []
@@ -242,13 +242,13 @@ async def test_send_before_accept_is_a_state_error(aiohttp_client: AiohttpClient
             errors.append(error)
             raise
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     response = await client.get("/", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
     assert response.status == 500
     assert len(errors) == 1
 
 
-async def test_accept_twice_is_a_state_error(aiohttp_client: AiohttpClient) -> None:
+async def test_accept_twice_is_a_state_error(each_mode_client: ModeClient) -> None:
     """A second accept() raises WebSocketStateError."""
     routes = WebSocketRoutes()
     errors: list[BaseException] = []
@@ -260,13 +260,13 @@ async def test_accept_twice_is_a_state_error(aiohttp_client: AiohttpClient) -> N
             await ws.accept()
         errors.append(RuntimeError())
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         assert (await ws.receive(timeout=5)).data == 1000
     assert len(errors) == 1
 
 
-async def test_send_of_the_wrong_type_names_the_fix(aiohttp_client: AiohttpClient) -> None:
+async def test_send_of_the_wrong_type_names_the_fix(each_mode_client: ModeClient) -> None:
     """send() of a dict on a text route raises a TypeError that says what to do."""
     routes = WebSocketRoutes()
     messages: list[str] = []
@@ -278,7 +278,7 @@ async def test_send_of_the_wrong_type_names_the_fix(aiohttp_client: AiohttpClien
             await ws.send({"a": 1})
         messages.append(str(error.value))
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.receive(timeout=5)
     assert messages[0].startswith("send() takes a str when the send_type is 'text', got dict")
@@ -293,7 +293,7 @@ async def test_send_of_the_wrong_type_names_the_fix(aiohttp_client: AiohttpClien
     ],
 )
 async def test_send_type_error_names_send_and_the_value(
-    aiohttp_client: AiohttpClient, value_type: str, value: Any, expected: str
+    each_mode_client: ModeClient, value_type: str, value: Any, expected: str
 ) -> None:
     """The error of send() names send() (not send_text()/send_bytes()) and the value's type."""
     routes = WebSocketRoutes()
@@ -306,13 +306,13 @@ async def test_send_type_error_names_send_and_the_value(
             await ws.send(value)
         messages.append(str(error.value))
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.receive(timeout=5)
     assert messages[0].startswith(expected), messages
 
 
-async def test_request_details_are_exposed(aiohttp_client: AiohttpClient) -> None:
+async def test_request_details_are_exposed(each_mode_client: ModeClient) -> None:
     """url, headers, query_params, cookies, client, path_params and the escape hatches."""
     routes = WebSocketRoutes()
     seen: dict[str, Any] = {}
@@ -334,7 +334,7 @@ async def test_request_details_are_exposed(aiohttp_client: AiohttpClient) -> Non
         ws.state.user = name
         seen["state"] = ws.state.user
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect(
         "/users/ann?tag=a&tag=b", headers={"X-Test": "yes", "Cookie": "session=s1"}
     ) as ws:
@@ -354,7 +354,7 @@ async def test_request_details_are_exposed(aiohttp_client: AiohttpClient) -> Non
 
 
 async def test_accept_chooses_a_subprotocol_and_adds_headers(
-    aiohttp_client: AiohttpClient,
+    each_mode_client: ModeClient,
 ) -> None:
     """accept(subprotocol=..., headers=...) reaches the client's handshake response."""
     routes = WebSocketRoutes()
@@ -364,14 +364,14 @@ async def test_accept_chooses_a_subprotocol_and_adds_headers(
         await ws.accept(subprotocol="chat.v2", headers={"X-Served-By": "aioendpoints"})
         await ws.send(ws.subprotocol or "none")
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/", protocols=("chat.v1", "chat.v2")) as ws:
         assert ws.protocol == "chat.v2"
         assert await ws.receive_str(timeout=5) == "chat.v2"
         assert ws._response.headers["X-Served-By"] == "aioendpoints"
 
 
-async def test_route_protocols_are_negotiated(aiohttp_client: AiohttpClient) -> None:
+async def test_route_protocols_are_negotiated(each_mode_client: ModeClient) -> None:
     """The route's protocols option picks the first one the client offers."""
     routes = WebSocketRoutes()
 
@@ -380,12 +380,12 @@ async def test_route_protocols_are_negotiated(aiohttp_client: AiohttpClient) -> 
         await ws.accept()
         await ws.send(str(ws.subprotocol))
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/", protocols=("json",)) as ws:
         assert await ws.receive_str(timeout=5) == "json"
 
 
-async def test_subprotocols_lists_what_the_client_offered(aiohttp_client: AiohttpClient) -> None:
+async def test_subprotocols_lists_what_the_client_offered(each_mode_client: ModeClient) -> None:
     """ws.subprotocols is the client's offer, in its order, before accept()."""
     routes = WebSocketRoutes()
     seen: list[tuple[str, ...]] = []
@@ -395,7 +395,7 @@ async def test_subprotocols_lists_what_the_client_offered(aiohttp_client: Aiohtt
         seen.append(ws.subprotocols)
         await ws.accept(subprotocol=ws.subprotocols[-1] if ws.subprotocols else None)
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/", protocols=("chat.v1", "chat.v2")) as ws:
         assert ws.protocol == "chat.v2"
     async with client.ws_connect("/") as ws:
@@ -404,7 +404,7 @@ async def test_subprotocols_lists_what_the_client_offered(aiohttp_client: Aiohtt
 
 
 async def test_accepting_a_subprotocol_the_client_did_not_offer_raises(
-    aiohttp_client: AiohttpClient, caplog: pytest.LogCaptureFixture
+    each_mode_client: ModeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """accept(subprotocol=...) of a protocol not offered is a ValueError naming the offer."""
     routes = WebSocketRoutes()
@@ -417,7 +417,7 @@ async def test_accepting_a_subprotocol_the_client_did_not_offer_raises(
         messages.append(str(error.value))
         await ws.accept()
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/", protocols=("graphql-ws",)) as ws:
         assert ws.protocol is None
     assert messages == [
@@ -435,7 +435,7 @@ async def test_accepting_a_subprotocol_the_client_did_not_offer_raises(
     ],
 )
 async def test_iter_methods_yield_until_the_peer_closes(
-    aiohttp_client: AiohttpClient, method: str, send: list[tuple[str, Any]], expected: list[Any]
+    each_mode_client: ModeClient, method: str, send: list[tuple[str, Any]], expected: list[Any]
 ) -> None:
     """iter_text(), iter_bytes() and iter_json() yield messages and end on a normal close."""
     routes = WebSocketRoutes()
@@ -449,7 +449,7 @@ async def test_iter_methods_yield_until_the_peer_closes(
             received.append(value)
         ended.append(True)
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         for kind, payload in send:
             await (ws.send_str(payload) if kind == "str" else ws.send_bytes(payload))
@@ -458,7 +458,7 @@ async def test_iter_methods_yield_until_the_peer_closes(
 
 
 async def test_iter_json_raises_for_a_close_code_that_is_not_caught(
-    aiohttp_client: AiohttpClient,
+    each_mode_client: ModeClient,
 ) -> None:
     """As with async for, a close code outside caught_close_codes is raised to the view."""
     routes = WebSocketRoutes()
@@ -473,14 +473,14 @@ async def test_iter_json_raises_for_a_close_code_that_is_not_caught(
         except WebSocketDisconnect as disconnect:
             codes.append(disconnect.code)
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.close(code=4000)
     await eventually(lambda: codes == [4000])
 
 
 async def test_receive_with_a_timeout_raises_and_keeps_the_connection(
-    aiohttp_client: AiohttpClient,
+    each_mode_client: ModeClient,
 ) -> None:
     """receive(timeout=...) raises TimeoutError when nothing comes; the connection stays open."""
     routes = WebSocketRoutes()
@@ -496,7 +496,7 @@ async def test_receive_with_a_timeout_raises_and_keeps_the_connection(
         await ws.send("still open")
         await ws.send(await ws.receive_text(timeout=30))
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         assert await ws.receive_str(timeout=5) == "still open"
         await ws.send_str("echo")
@@ -504,7 +504,7 @@ async def test_receive_with_a_timeout_raises_and_keeps_the_connection(
     assert errors == ["no message within 0.05 s"]
 
 
-async def test_connection_state_follows_the_connection(aiohttp_client: AiohttpClient) -> None:
+async def test_connection_state_follows_the_connection(each_mode_client: ModeClient) -> None:
     """connection_state is CONNECTING, then OPEN, then CLOSED, as a WebSocketState."""
     routes = WebSocketRoutes()
     states: list[WebSocketState] = []
@@ -517,7 +517,7 @@ async def test_connection_state_follows_the_connection(aiohttp_client: AiohttpCl
         await ws.close()
         states.append(ws.connection_state)
 
-    client = await aiohttp_client(make_app(routes))
+    client = await each_mode_client(make_app(routes))
     async with client.ws_connect("/") as ws:
         await ws.receive(timeout=5)
     await eventually(lambda: len(states) == 3)
