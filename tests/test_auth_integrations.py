@@ -12,7 +12,12 @@ from aiohttp_session import SimpleCookieStorage
 
 import aioendpoints
 from aioendpoints import WebSocket, WebSocketRoutes
-from aioendpoints.auth import security_identity, session_identity
+from aioendpoints.auth import (
+    GroupPermissionDenied,
+    security_group_permission,
+    security_identity,
+    session_identity,
+)
 
 # aiohttp-session 2.12 and aiohttp-security 0.5 keep their state under string keys, which
 # aiohttp 3.14 warns about; the warning is theirs, not ours.
@@ -79,3 +84,42 @@ async def test_security_identity_and_permission(aiohttp_client: Any) -> None:
     await client.get("/login", params={"user": "alice"})
     async with client.ws_connect("/ws") as ws:
         assert await ws.receive_str() == "you are alice"
+
+
+class GroupPolicy(aiohttp_security.AbstractAuthorizationPolicy):
+    """Everyone may be in the lobby; only alice among the staff."""
+
+    async def authorized_userid(self, identity: str) -> str | None:
+        return identity
+
+    async def permits(self, identity: Any, permission: str, context: Any = None) -> bool:
+        return permission == "group:lobby" or (identity, permission) == ("alice", "group:staff")
+
+
+async def test_security_group_permission(aiohttp_client: Any) -> None:
+    """Joining asks the authorization policy for "group:<name>"; a refusal is catchable."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/join/{group}")
+    async def join(ws: WebSocket, group: str) -> None:
+        await ws.accept()
+        try:
+            await ws.join(group)
+        except GroupPermissionDenied:
+            await ws.send(f"{ws.principal} refused {group}")
+        else:
+            await ws.send(f"{ws.principal} joined {group}")
+
+    app = web.Application()
+    aioendpoints.setup(
+        app,
+        authenticate=lambda request: request.headers.get("X-User"),
+        group_permission=security_group_permission(GroupPolicy()),
+    )
+    app.add_routes(routes)
+    client = await aiohttp_client(app)
+    answers = []
+    for user, group in (("bob", "lobby"), ("bob", "staff"), ("alice", "staff")):
+        async with client.ws_connect(f"/join/{group}", headers={"X-User": user}) as ws:
+            answers.append(await ws.receive_str())
+    assert answers == ["bob joined lobby", "bob refused staff", "alice joined staff"]

@@ -15,7 +15,7 @@
 
 from .access_log import REDACTED, RedactingAccessLogger, redacted_path_qs
 from .check import AUTH_KEY, AuthSettings
-from .integrations import security_identity, session_identity
+from .integrations import security_group_permission, security_identity, session_identity
 from .principal import (
     Authenticate,
     AuthenticationFailed,
@@ -61,6 +61,7 @@ __all__ = [
     "refreshed_token",
     "session_identity",
     "security_identity",
+    "security_group_permission",
     # Expiry and refresh
     "CREDENTIAL_EXPIRED",
     "CREDENTIAL_REFUSED",

@@ -6,13 +6,16 @@ runs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .principal import Authenticate, AuthenticationFailed, PermissionDenied
+if TYPE_CHECKING:
+    from aiohttp_security import AbstractAuthorizationPolicy
 
-__all__ = ["security_identity", "session_identity"]
+from .principal import Authenticate, AuthenticationFailed, GroupPermission, PermissionDenied
+
+__all__ = ["security_group_permission", "security_identity", "session_identity"]
 
 
 def session_identity(key: str = "user") -> Authenticate:
@@ -52,3 +55,19 @@ def security_identity(permission: str | None = None) -> Authenticate:
 
     authenticate.__qualname__ = f"security_identity({permission!r})"
     return authenticate
+
+
+def security_group_permission(
+    policy: AbstractAuthorizationPolicy, permission: str = "group:{group}"
+) -> GroupPermission:
+    """A ``group_permission`` that asks aiohttp-security's authorization ``policy``.
+
+    The principal may join (and publish to) ``group`` when ``policy.permits(principal,
+    permission.format(group=group))`` says so: ``"group:lobby"`` by default.
+    """
+
+    async def may(principal: Any, group: str) -> bool:
+        return bool(await policy.permits(principal, permission.format(group=group)))
+
+    may.__qualname__ = f"security_group_permission({permission!r})"
+    return may
