@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -13,6 +14,8 @@ from aiohttp import web
 
 import aioendpoints
 from aioendpoints import WebSocketRoutes
+
+from .server_modes import ProductionServer
 
 
 def make_app(routes: WebSocketRoutes | None = None, *, setup: bool = True) -> web.Application:
@@ -54,3 +57,10 @@ async def connect_when_up(
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` as in production on a free loopback port; yield its base URL."""
+    async with ProductionServer(app) as server:
+        yield str(server.make_url("")).rstrip("/")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -13,6 +11,7 @@ from aiohttp import web
 import aioendpoints
 
 from .admin_app import make_app
+from .helpers import serving
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -24,18 +23,6 @@ SECRET = "let-me-in"
 def allowed(request: web.Request) -> bool:
     """The test's check: a cookie only the test sets."""
     return request.cookies.get("admin") == SECRET
-
-
-@asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[str]:
-    """Serve ``app`` with aiohttp's production runner on a free loopback port."""
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 async def test_without_admin_path_there_is_no_page(aiohttp_client: Any) -> None:

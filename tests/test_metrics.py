@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -17,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import aioendpoints
 from aioendpoints import Broadcast, WebSocket, WebSocketRoutes, close_slow_member
 
-from .helpers import eventually
+from .helpers import eventually, serving
 
 #: Sample name and sorted labels -> value.
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -48,19 +47,6 @@ def scenario_routes() -> WebSocketRoutes:
         ws.reject(401, "who are you?")
 
     return routes
-
-
-@asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[str]:
-    """Serve ``app`` with aiohttp's production runner on a free loopback port."""
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 async def scrape(session: aiohttp.ClientSession, url: str) -> Samples:

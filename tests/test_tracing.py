@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import aiohttp
 import pytest
 from aiohttp import web
@@ -16,7 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import aioendpoints
 from aioendpoints import WebSocket, WebSocketRoutes
 
-from .helpers import eventually
+from .helpers import eventually, serving
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -47,18 +44,6 @@ def traced_app(exporter: InMemorySpanExporter, **setup_options: object) -> web.A
     aioendpoints.setup(app, tracing=provider, **setup_options)  # type: ignore[arg-type]
     app.add_routes(routes)
     return app
-
-
-@asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[str]:
-    """Serve ``app`` with aiohttp's production runner on a free loopback port."""
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 def by_name(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
