@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, Unpack, overload
 
@@ -86,10 +87,19 @@ class WebSocketRoutes(Sequence[web.AbstractRouteDef]):
         self._items.append(web.RouteDef(hdrs.METH_GET, path, handler, kwargs))
 
 
+#: Starlette's path convertors, and how to say each in aiohttp: a regex and an annotation.
+_AIOHTTP_EQUIVALENTS = {
+    "int": (r"\d+", "int"),
+    "float": (r"[0-9]+(?:\.[0-9]+)?", "float"),
+    "str": ("[^/]+", ""),
+    "path": (".*", ""),
+    "uuid": ("[0-9a-fA-F-]{36}", "uuid.UUID"),
+}
+_STARLETTE_CONVERTOR = re.compile(r"\{([A-Za-z_]\w*):(int|float|str|path|uuid)\}")
+
+
 def _check_path(path: object, method: str) -> None:
-    """Raise unless ``path`` is a route path, saying how to write the call if it is a view."""
-    if isinstance(path, str):
-        return
+    """Raise unless ``path`` is a route path, saying how to write it if it is not."""
     if callable(path):
         name = getattr(path, "__name__", "view")
         if method == "websocket_route":
@@ -97,4 +107,14 @@ def _check_path(path: object, method: str) -> None:
         else:
             instead = f'routes.add_websocket_route("/{name}", {name}): the path comes first'
         raise TypeError(f"{method}() needs a path: write {instead}")
-    raise TypeError(f"{method}() takes the route's path as a str first, got {path!r}")
+    if not isinstance(path, str):
+        raise TypeError(f"{method}() takes the route's path as a str first, got {path!r}")
+    for match in _STARLETTE_CONVERTOR.finditer(path):
+        name, convertor = match.groups()
+        pattern, annotation = _AIOHTTP_EQUIVALENTS[convertor]
+        raise ValueError(
+            f"{path!r}: {{{name}:{convertor}}} is Starlette's convertor syntax; in aiohttp "
+            f"the part after ':' is a regular expression, so it would match only the text "
+            f"{convertor!r}. Write {{{name}:{pattern}}}"
+            + (f" and annotate the view's parameter {name}: {annotation}" if annotation else "")
+        )

@@ -323,3 +323,31 @@ def test_add_websocket_route_with_the_view_first_says_the_path_comes_first() -> 
         'add_websocket_route() needs a path: write routes.add_websocket_route("/echo", echo): '
         "the path comes first"
     )
+
+
+def test_starlette_convertor_syntax_says_how_to_write_it_in_aiohttp() -> None:
+    """'{id:int}' would be a regex matching "int": a ValueError shows the aiohttp way."""
+    routes = WebSocketRoutes()
+
+    async def item(ws: WebSocket, id: int) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="Starlette's convertor syntax") as raised:
+        routes.add_websocket_route("/items/{id:int}", item)
+    assert str(raised.value) == (
+        "'/items/{id:int}': {id:int} is Starlette's convertor syntax; in aiohttp the part "
+        "after ':' is a regular expression, so it would match only the text 'int'. "
+        "Write {id:\\d+} and annotate the view's parameter id: int"
+    )
+    assert len(routes) == 0
+
+
+def test_a_regex_that_is_not_a_convertor_name_is_left_alone() -> None:
+    """aiohttp's own '{id:\\d+}' and '{name:[a-z]+}' are accepted."""
+    routes = WebSocketRoutes()
+
+    async def item(ws: WebSocket, id: int, name: str) -> None:
+        pass
+
+    routes.add_websocket_route(r"/items/{id:\d+}/{name:[a-z]+}", item)
+    assert len(routes) == 1
