@@ -6,8 +6,12 @@ from .broadcast import (
     BROADCAST_KEY,
     Broadcast,
     BroadcastUnavailable,
+    History,
+    Position,
+    Recovery,
     close_slow_member,
     group_members,
+    history,
     publish,
 )
 from .close_codes import CloseCode
@@ -63,6 +67,11 @@ __all__ = [
     "connections",
     "disconnect",
     "send_to_user",
+    # History and recovery
+    "History",
+    "Position",
+    "Recovery",
+    "history",
     # Close codes and errors
     "CloseCode",
     "InvalidData",

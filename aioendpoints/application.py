@@ -12,6 +12,7 @@ from .auth.check import AUTH_KEY, AuthSettings
 from .auth.principal import Authenticate, GroupPermission
 from .broadcast.groups import Broadcast
 from .broadcast.groups import install as install_broadcast
+from .broadcast.history import HistorySettings
 from .monitoring import MONITOR_KEY, Monitor
 from .observers import OBSERVER_KEY
 from .origins import ALLOWED_ORIGINS_KEY, AllowedOrigins, OriginPolicy
@@ -43,6 +44,7 @@ def setup(
     admin_path: str | None = None,
     admin_check: AdminCheck | None = None,
     tracing: bool | TracerProvider = False,
+    history: HistorySettings | None = None,
 ) -> None:
     """Install aioendpoints' app-wide parts on ``app``.
 
@@ -72,6 +74,9 @@ def setup(
     * ``admin_path``: a read-only admin page of this process's connections and groups,
       refreshed live, for the requests that ``admin_check(request)`` allows (required with
       it; sync or async); off by default.
+    * ``history``: what groups keep for recovery and replay: a
+      :class:`~aioendpoints.History` for every group, or a function of the group name that
+      returns one (or ``None``); by default, none.
 
     Routes work without it; call it once, before the app starts.
     """
@@ -84,7 +89,7 @@ def setup(
     if auth is not None:
         app[AUTH_KEY] = auth
     app.on_shutdown.append(_close_connections)
-    hub = install_broadcast(app, broadcast)
+    hub = install_broadcast(app, broadcast, history)
     recording = metrics is not False or metrics_path is not None
     monitor = Monitor(count_messages=recording)
     app[OBSERVER_KEY] = app[MONITOR_KEY] = monitor

@@ -33,8 +33,8 @@ Connection = TypeVar("Connection", contravariant=True)
 class GroupHub(Protocol[Connection]):
     """What the core needs of the groups feature (:class:`aioendpoints.broadcast.Broadcast`)."""
 
-    async def join(self, websocket: Connection, group: str, /) -> Any:
-        """Add ``websocket`` to ``group``."""
+    async def join(self, websocket: Connection, group: str, /, *, since: Any = None) -> Any:
+        """Add ``websocket`` to ``group``; ``since``: where to resume, for groups with history."""
 
     async def leave(self, websocket: Connection, group: str, /) -> None:
         """Remove ``websocket`` from ``group``."""

@@ -929,12 +929,16 @@ class WebSocket:
 
     # Groups ------------------------------------------------------------------------------
 
-    async def join(self, group: str) -> None:
+    async def join(self, group: str, *, since: Any = None) -> Any:
         """Join ``group``: from now on, messages published to it reach this connection.
 
-        The connection leaves all its groups when it ends, however it ends.
+        The connection leaves all its groups when it ends, however it ends. For a group
+        with history, return a :class:`~aioendpoints.Recovery`: with ``since`` (a
+        :class:`~aioendpoints.Position` or its ``str()``) every kept message after it is
+        sent first, then the live ones, none twice and none missing, and ``recovered``
+        says whether that was all of them. For other groups, return ``None``.
         """
-        await self._group_hub().join(self, group)
+        return await self._group_hub().join(self, group, since=since)
 
     async def leave(self, group: str) -> None:
         """Leave ``group``; leaving a group this connection is not in does nothing."""
@@ -947,13 +951,14 @@ class WebSocket:
         *,
         exclude: WebSocket | None = None,
         exclude_self: bool | None = None,
-    ) -> None:
+    ) -> Any:
         """Send ``message`` to every member of ``group``, in every process.
 
         ``dict``/``list`` go as JSON text, ``str`` as text, bytes as binary. This connection
         gets it too when it is a member; ``exclude=ws`` leaves it out (``exclude`` is a
         connection that does not get it, as in :func:`aioendpoints.publish`).
-        ``exclude_self=True`` is the deprecated spelling of ``exclude=ws``.
+        ``exclude_self=True`` is the deprecated spelling of ``exclude=ws``. For a group
+        with history, return the message's :class:`~aioendpoints.Position`.
         """
         if exclude_self is not None:
             warnings.warn(
@@ -963,7 +968,7 @@ class WebSocket:
             )
             if exclude_self:
                 exclude = self
-        await self._group_hub().publish(group, message, exclude=exclude, publisher=self)
+        return await self._group_hub().publish(group, message, exclude=exclude, publisher=self)
 
     def _group_hub(self) -> GroupHub[WebSocket]:
         hub = self.request.config_dict.get(GROUP_HUB_KEY)

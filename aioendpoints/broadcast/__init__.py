@@ -12,8 +12,10 @@ from .groups import (
     Broadcast,
     broadcast_of,
     group_members,
+    history,
     publish,
 )
+from .history import History, HistorySettings, Position, Recovery
 from .memory import MemoryBackend
 from .slow_members import SlowMemberPolicy, close_slow_member
 from .urls import backend_for_url
@@ -26,6 +28,12 @@ __all__ = [
     "group_members",
     "publish",
     "Message",
+    # History and recovery
+    "History",
+    "HistorySettings",
+    "Position",
+    "Recovery",
+    "history",
     # Slow members
     "DEFAULT_BUFFER_LIMIT",
     "SlowMemberPolicy",

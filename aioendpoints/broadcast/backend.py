@@ -10,10 +10,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-__all__ = ["BroadcastBackend", "BroadcastUnavailable", "Receiver"]
+from .history import History, HistoryRead, Position
+
+__all__ = ["BroadcastBackend", "BroadcastUnavailable", "HistoryReceiver", "Receiver"]
 
 #: Called by a backend for each message from another process: group, opcode, payload.
 Receiver = Callable[[str, int, bytes], None]
+#: Called by a distributed backend for each message of a group with history, from every
+#: process including this one, in offset order: group, position, JSON data, and the
+#: exclusion token the publisher passed (0 for none or another process's).
+HistoryReceiver = Callable[[str, Position, bytes, int], None]
 
 
 class BroadcastUnavailable(ConnectionError):
@@ -52,3 +58,26 @@ class BroadcastBackend(ABC):
     @abstractmethod
     async def publish(self, group: str, opcode: int, payload: bytes) -> None:
         """Send a message to the other processes; raise :class:`BroadcastUnavailable` if not."""
+
+    # History: optional; a backend without it refuses groups with history.
+
+    #: Set by :class:`~aioendpoints.broadcast.Broadcast` before :meth:`start`: where a
+    #: distributed backend delivers the messages of groups with history.
+    history_receiver: HistoryReceiver | None = None
+
+    async def append(
+        self, group: str, data: bytes, history: History, *, exclusion: int = 0
+    ) -> Position:
+        """Number ``data``, keep it in ``group``'s history and send it to every process.
+
+        A distributed backend delivers it through :attr:`history_receiver`, in offset order,
+        to this process too (with ``exclusion``); ``memory://`` leaves delivery to the caller.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no history")
+
+    async def read(
+        self, group: str, history: History, since: Position | None, *, entries: bool = True
+    ) -> HistoryRead:
+        """The group's latest position and, with ``entries``, its kept messages after
+        ``since`` (all of them when ``since`` is ``None`` or from another epoch)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no history")

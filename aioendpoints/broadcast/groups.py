@@ -10,6 +10,7 @@ over four times the limit, is handed to the slow-member policy and gets no more 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Final
@@ -22,7 +23,17 @@ from ..group_hub import GROUP_HUB_KEY, check_group_name
 from ..request_keys import GROUP_CHECK_KEY
 from ..serialization import JSONDumps, default_dumps
 from .backend import BroadcastBackend
-from .frames import Message, encode_message, server_frame
+from .frames import TEXT, Message, encode_message, server_frame
+from .history import (
+    History,
+    HistorySettings,
+    Joining,
+    Position,
+    Recovery,
+    envelope,
+    history_payload,
+    recovered,
+)
 from .slow_members import SlowMemberPolicy, close_slow_member
 from .urls import backend_for_url
 
@@ -35,6 +46,7 @@ __all__ = [
     "Broadcast",
     "broadcast_of",
     "group_members",
+    "history",
     "publish",
 ]
 
@@ -74,6 +86,7 @@ class Broadcast:
         slow_member_timeout: float = DEFAULT_SLOW_MEMBER_TIMEOUT,
         on_slow_member: SlowMemberPolicy | None = None,
         dumps: JSONDumps = default_dumps,
+        history: HistorySettings | None = None,
     ) -> None:
         if isinstance(backend, str):
             backend = backend_for_url(backend)
@@ -91,6 +104,10 @@ class Broadcast:
             )
         if on_slow_member is not None and not callable(on_slow_member):
             raise TypeError(f"on_slow_member must be an async function, got {on_slow_member!r}")
+        if history is not None and not isinstance(history, History) and not callable(history):
+            raise TypeError(
+                f"history must be a History or a function of the group name, got {history!r}"
+            )
         #: Carries messages to and from the other processes.
         self.backend = backend
         #: Unsent bytes a member may have for up to :attr:`slow_member_timeout` seconds
@@ -100,6 +117,9 @@ class Broadcast:
         self.slow_member_timeout = float(slow_member_timeout)
         #: What to do with a member that stays behind; closes it with 1013 by default.
         self.on_slow_member = on_slow_member or close_slow_member()
+        #: What history groups keep: a :class:`History` for all, a function of the group
+        #: name returning one or ``None``, or ``None`` for no history (the default).
+        self.history = history
         self._dumps = dumps
         self._members: dict[str, dict[WebSocket, asyncio.Transport]] = {}
         self._subscribed: set[str] = set()
@@ -114,6 +134,13 @@ class Broadcast:
         self.published = 0
         self.slow_members = 0
         self._listeners: dict[str, Callable[[int, bytes], None]] = {}
+        # Members of history groups still joining, and the live messages held back for them.
+        self._joining: dict[str, dict[WebSocket, Joining]] = {}
+        # The position of the last message of each history group delivered in this process.
+        self._delivered: dict[str, Position] = {}
+        # Publishers that excluded themselves, until their message comes back from Redis.
+        self._exclusions: dict[int, WebSocket] = {}
+        self._last_exclusion = 0
 
     def __repr__(self) -> str:
         return f"<Broadcast {self.backend!r} groups={len(self._members)}>"
@@ -122,6 +149,7 @@ class Broadcast:
 
     async def start(self) -> None:
         """Start the backend (connect to Redis)."""
+        self.backend.history_receiver = self._receive_from_backend
         await self.backend.start(self._receive)
 
     async def stop(self) -> None:
@@ -155,30 +183,119 @@ class Broadcast:
         """The groups ``websocket`` has joined, in the order it joined them."""
         return self._joined.get(websocket, ())
 
-    async def join(self, websocket: WebSocket, group: str) -> None:
-        """Add ``websocket`` to ``group``; messages published after this returns reach it."""
+    def history_of(self, group: str) -> History | None:
+        """What ``group`` keeps, from :attr:`history`; ``None`` for no history."""
+        settings = self.history
+        if settings is None or isinstance(settings, History):
+            return settings
+        chosen = settings(group)
+        if chosen is not None and not isinstance(chosen, History):
+            raise TypeError(f"the history function gave {chosen!r} for group {group!r}")
+        return chosen
+
+    async def join(
+        self, websocket: WebSocket, group: str, *, since: Position | str | None = None
+    ) -> Recovery | None:
+        """Add ``websocket`` to ``group``; messages published after this returns reach it.
+
+        For a group with history, replay what came after ``since`` first, and return the
+        :class:`Recovery`; see :meth:`WebSocket.join`.
+        """
         check_group_name(group)
+        history = self.history_of(group)
+        if isinstance(since, str):
+            since = Position.parse(since)
+        elif since is not None and not isinstance(since, Position):
+            raise TypeError(f"since must be a Position, its str() or None, got {since!r}")
+        if since is not None and history is None:
+            raise ValueError(f"group {group!r} keeps no history: join it without since")
         websocket.check_open()  # raises unless accepted and open
         transport = websocket.request.transport
         if transport is None or transport.is_closing():
             raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE)
+        if group not in self._joined.get(websocket, ()):
+            check: GroupCheck | None = websocket.request.get(GROUP_CHECK_KEY)
+            if check is not None:
+                await check(websocket, group)
+        if history is not None:
+            return await self._join_with_history(websocket, group, transport, history, since)
         if group in self._joined.get(websocket, ()):
-            return
-        check: GroupCheck | None = websocket.request.get(GROUP_CHECK_KEY)
-        if check is not None:
-            await check(websocket, group)
+            return None
+        await self._subscribe(group)
+        # The connection may have ended, or joined, while the subscription was made.
+        websocket.check_open()
+        joined = self._joined.get(websocket, ())
+        if group in joined:
+            return None
+        self._members.setdefault(group, {})[websocket] = transport
+        self._joined[websocket] = (*joined, group)
+        return None
+
+    async def _subscribe(self, group: str) -> None:
         if group not in self._subscribed:
             async with self._subscription_lock:
                 if group not in self._subscribed:
                     await self.backend.subscribe(group)
                     self._subscribed.add(group)
-        # The connection may have ended, or joined, while the subscription was made.
-        websocket.check_open()
-        joined = self._joined.get(websocket, ())
-        if group in joined:
-            return
-        self._members.setdefault(group, {})[websocket] = transport
-        self._joined[websocket] = (*joined, group)
+
+    async def _join_with_history(
+        self,
+        websocket: WebSocket,
+        group: str,
+        transport: asyncio.Transport,
+        history: History,
+        since: Position | None,
+    ) -> Recovery:
+        # Live messages that arrive while the history is read are held back, then sent
+        # after the replay, skipping those the replay already had: none twice, none lost.
+        if websocket in self._joining.get(group, ()) or group in self._joined.get(websocket, ()):
+            read = await self.backend.read(group, history, None, entries=False)
+            return Recovery(False, read.latest)
+        joining = Joining(transport)
+        self._joining.setdefault(group, {})[websocket] = joining
+        try:
+            await self._subscribe(group)
+            read = await self.backend.read(group, history, since, entries=since is not None)
+            websocket.check_open()
+        except BaseException:
+            self._stop_joining(websocket, group)
+            raise
+        complete = recovered(since, read)
+        latest = read.latest
+        replay = []
+        if complete:
+            replay = [
+                server_frame(TEXT, envelope(group, latest.epoch, offset, data))
+                for offset, data in read.entries
+                if offset <= latest.offset
+            ]
+        self._joined[websocket] = (*self._joined.get(websocket, ()), group)
+        delivered = self._delivered.get(group)
+        if joining.replayed(replay, latest, delivered):
+            self._stop_joining(websocket, group)
+            self._members.setdefault(group, {})[websocket] = transport
+        # Otherwise this process has not yet received all the messages up to the latest:
+        # the member becomes an ordinary one when the first message after it arrives.
+        return Recovery(complete, latest)
+
+    def _stop_joining(self, websocket: WebSocket, group: str) -> None:
+        joining = self._joining.get(group)
+        if joining is not None and joining.pop(websocket, None) is not None and not joining:
+            del self._joining[group]
+
+    async def read_history(
+        self, group: str, since: Position | str | None = None
+    ) -> list[tuple[Position, Message]]:
+        """The messages ``group`` keeps after ``since`` (all of them without it)."""
+        check_group_name(group)
+        history = self.history_of(group)
+        if history is None:
+            raise ValueError(f"group {group!r} keeps no history")
+        if isinstance(since, str):
+            since = Position.parse(since)
+        read = await self.backend.read(group, history, since)
+        epoch = read.latest.epoch
+        return [(Position(epoch, offset), json.loads(data)) for offset, data in read.entries]
 
     async def leave(self, websocket: WebSocket, group: str) -> None:
         """Remove ``websocket`` from ``group``; leaving a group it is not in does nothing."""
@@ -200,6 +317,10 @@ class Broadcast:
             self._pruner = asyncio.ensure_future(self._prune())
 
     def _remove(self, websocket: WebSocket, group: str) -> None:
+        if self._joining:
+            self._stop_joining(websocket, group)
+            if group not in self._members and group not in self._joining:
+                self._unused_groups.add(group)
         members = self._members.get(group)
         if members is not None and members.pop(websocket, None) is not None and not members:
             del self._members[group]
@@ -210,9 +331,14 @@ class Broadcast:
         async with self._subscription_lock:
             while self._unused_groups:
                 group = self._unused_groups.pop()
-                if group in self._members or group not in self._subscribed:
+                if (
+                    group in self._members
+                    or group in self._joining
+                    or group not in self._subscribed
+                ):
                     continue  # someone joined again meanwhile
                 self._subscribed.discard(group)
+                self._delivered.pop(group, None)
                 try:
                     await self.backend.unsubscribe(group)
                 except Exception:
@@ -227,20 +353,24 @@ class Broadcast:
         *,
         exclude: WebSocket | None = None,
         publisher: WebSocket | None = None,
-    ) -> None:
+    ) -> Position | None:
         """Send ``message`` to every member of ``group`` in every process.
 
         ``dict``/``list`` go as JSON text, ``str`` as text, bytes as binary. A group
         without members is not an error. Raises
         :class:`~aioendpoints.broadcast.BroadcastUnavailable` when the backend cannot take
         the message; then no member, here or elsewhere, gets it. A ``publisher``
-        connection must pass its route's group check, as for joining.
+        connection must pass its route's group check, as for joining. For a group with
+        history, return the message's :class:`Position`.
         """
         check_group_name(group)
         if publisher is not None:
             check: GroupCheck | None = publisher.request.get(GROUP_CHECK_KEY)
             if check is not None:
                 await check(publisher, group)
+        history = self.history_of(group)
+        if history is not None:
+            return await self._publish_positioned(group, message, history, exclude)
         opcode, payload = encode_message(message, self._dumps)
         if self.backend.distributed:
             await self.backend.publish(group, opcode, payload)
@@ -249,6 +379,49 @@ class Broadcast:
             # Some members have unsent data: let the event loop flush it before the next
             # publish, or a publisher in a tight loop makes every member look slow.
             await asyncio.sleep(0)
+        return None
+
+    async def _publish_positioned(
+        self, group: str, message: Message, history: History, exclude: WebSocket | None
+    ) -> Position:
+        data = history_payload(message, self._dumps)
+        self.published += 1
+        if not self.backend.distributed:
+            position = await self.backend.append(group, data, history)
+            if self._receive_positioned(group, position, data, 0, exclude):
+                await asyncio.sleep(0)  # as in publish()
+            return position
+        # Every process, this one too, delivers in the order Redis numbered the messages.
+        exclusion = 0
+        if exclude is not None:
+            self._last_exclusion = exclusion = self._last_exclusion + 1
+            self._exclusions[exclusion] = exclude
+        try:
+            return await self.backend.append(group, data, history, exclusion=exclusion)
+        except BaseException:
+            self._exclusions.pop(exclusion, None)
+            raise
+
+    def _receive_positioned(
+        self,
+        group: str,
+        position: Position,
+        data: bytes,
+        exclusion: int,
+        exclude: WebSocket | None = None,
+    ) -> bool:
+        if exclusion:
+            exclude = self._exclusions.pop(exclusion, None)
+        frame = server_frame(TEXT, envelope(group, position.epoch, position.offset, data))
+        self._delivered[group] = position
+        backlog = self._write(group, frame, exclude)
+        joining = self._joining.get(group)
+        if joining:
+            for websocket, member in list(joining.items()):
+                if member.receive(position, frame, websocket is not exclude):
+                    self._stop_joining(websocket, group)
+                    self._members.setdefault(group, {})[websocket] = member.transport
+        return backlog
 
     async def listen(self, channel: str, receive: Callable[[int, bytes], None]) -> None:
         """Have the messages other processes send on ``channel`` go to ``receive``.
@@ -267,12 +440,22 @@ class Broadcast:
                 return
         self._deliver(group, opcode, payload, None)
 
+    def _receive_from_backend(
+        self, group: str, position: Position, data: bytes, exclusion: int
+    ) -> None:
+        self._receive_positioned(group, position, data, exclusion)
+
     def _deliver(self, group: str, opcode: int, payload: bytes, exclude: WebSocket | None) -> bool:
         """Write the message to each local member; tell whether some have a backlog."""
+        if group not in self._members:
+            return False
+        return self._write(group, server_frame(opcode, payload), exclude)
+
+    def _write(self, group: str, frame: bytes, exclude: WebSocket | None) -> bool:
+        """Write the frame to each local member; tell whether some have a backlog."""
         members = self._members.get(group)
         if not members:
             return False
-        frame = server_frame(opcode, payload)
         limit = self.buffer_limit
         behind = self._over_limit_since
         backlog = False
@@ -330,9 +513,18 @@ class Broadcast:
 BROADCAST_KEY: Final = web.AppKey("aioendpoints.broadcast", Broadcast)
 
 
-def install(app: web.Application, broadcast: str | Broadcast) -> Broadcast:
+def install(
+    app: web.Application, broadcast: str | Broadcast, history: HistorySettings | None = None
+) -> Broadcast:
     """Put a :class:`Broadcast` on ``app`` and start and stop it with the app."""
-    hub = broadcast if isinstance(broadcast, Broadcast) else Broadcast(broadcast)
+    if isinstance(broadcast, Broadcast):
+        hub = broadcast
+        if history is not None:
+            if hub.history is not None:
+                raise ValueError("give history to setup() or to Broadcast(), not both")
+            hub.history = history
+    else:
+        hub = Broadcast(broadcast, history=history)
     app[BROADCAST_KEY] = hub
     app[GROUP_HUB_KEY] = hub  # how the core finds it
     app.cleanup_ctx.append(hub.cleanup_context)
@@ -358,13 +550,24 @@ def broadcast_of(owner: web.Application | WebSocket) -> Broadcast:
 
 async def publish(
     app: web.Application, group: str, message: Message, *, exclude: WebSocket | None = None
-) -> None:
+) -> Position | None:
     """Send ``message`` to every member of ``group``, from anywhere that has the app.
 
     ``exclude`` is a connection that does not get it, as in :meth:`Broadcast.publish`
-    and :meth:`WebSocket.publish <aioendpoints.WebSocket.publish>`.
+    and :meth:`WebSocket.publish <aioendpoints.WebSocket.publish>`. For a group with
+    history, return the message's :class:`Position`.
     """
-    await broadcast_of(app).publish(group, message, exclude=exclude)
+    return await broadcast_of(app).publish(group, message, exclude=exclude)
+
+
+async def history(
+    app: web.Application, group: str, since: Position | str | None = None
+) -> list[tuple[Position, Message]]:
+    """The messages ``group`` keeps after ``since`` (all without it), oldest first.
+
+    Raises :class:`ValueError` for a group without history.
+    """
+    return await broadcast_of(app).read_history(group, since)
 
 
 def group_members(app: web.Application, group: str) -> frozenset[WebSocket]:

@@ -17,14 +17,18 @@ from typing import Any
 
 from yarl import URL
 
+from . import redis_history
 from .backend import BroadcastBackend, BroadcastUnavailable, Receiver
-from .frames import MAX_INBOUND_SIZE, inbound_problem
+from .frames import MAX_INBOUND_SIZE, TEXT, inbound_problem
+from .history import History, HistoryRead, Position
 
 try:
     from redis.asyncio import Redis
     from redis.asyncio.client import PubSub
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
+    from redis.commands.core import AsyncScript
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisError
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise ImportError(
@@ -96,6 +100,9 @@ class RedisBackend(BroadcastBackend):
         self._receive: Receiver | None = None
         self._connected = False
         self._group_prefix = b""
+        self._prefix = b""
+        self._append: AsyncScript | None = None
+        self._read: AsyncScript | None = None
         self._control_channel = b""
         self._wanted: set[bytes] = set()
         self._confirmations: dict[bytes, list[asyncio.Future[None]]] = {}
@@ -119,7 +126,9 @@ class RedisBackend(BroadcastBackend):
         )
         self._client = client
         database = client.connection_pool.connection_kwargs.get("db", 0)
-        prefix = f"aioendpoints:{database}:".encode()
+        prefix = self._prefix = f"aioendpoints:{database}:".encode()
+        self._append = client.register_script(redis_history.APPEND)
+        self._read = client.register_script(redis_history.READ)
         self._group_prefix = prefix + b"group:"
         self._control_channel = prefix + b"process:" + self._origin.hex().encode()
         try:
@@ -208,6 +217,68 @@ class RedisBackend(BroadcastBackend):
             raise BroadcastUnavailable(
                 f"cannot publish to group {group!r}: Redis at {self._where} failed ({error})"
             ) from error
+
+    # History -----------------------------------------------------------------------------
+
+    async def append(
+        self, group: str, data: bytes, history: History, *, exclusion: int = 0
+    ) -> Position:
+        """Number, keep and publish ``data`` in one script; the reader delivers it here too."""
+        if self._append is None or self._client is None:
+            raise BroadcastUnavailable(
+                f"cannot publish to group {group!r}: the Redis backend is not running "
+                "(the application has not started, or has stopped)"
+            )
+        meta, stream = redis_history.keys(self._prefix, group)
+        header = b"".join(
+            (
+                self._origin,
+                _SENT_AT.pack(time.time()),
+                bytes((redis_history.POSITIONED,)),
+                exclusion.to_bytes(8, "big"),
+            )
+        )
+        try:
+            epoch, offset = await self._append(
+                keys=[meta, stream, self._group_prefix + group.encode()],
+                args=redis_history.append_arguments(data, history, header),
+            )
+        except _REDIS_ERRORS as error:
+            raise BroadcastUnavailable(
+                f"cannot publish to group {group!r}: Redis at {self._where} failed ({error})"
+            ) from error
+        return Position(epoch.decode(), int(offset))
+
+    async def read(
+        self, group: str, history: History, since: Position | None, *, entries: bool = True
+    ) -> HistoryRead:
+        """The group's latest position and its kept messages after ``since``, from Redis."""
+        read = await self._read_once(group, history, since, entries)
+        if entries and since is not None and since.epoch != read.latest.epoch:
+            read = await self._read_once(group, history, None, entries)  # another epoch
+        return read
+
+    async def _read_once(
+        self, group: str, history: History, since: Position | None, entries: bool
+    ) -> HistoryRead:
+        if self._read is None or self._client is None:
+            raise BroadcastUnavailable(
+                f"cannot read group {group!r}: the Redis backend is not running"
+            )
+        meta, stream = redis_history.keys(self._prefix, group)
+        arguments = redis_history.read_arguments(history, since, entries)
+        try:
+            try:
+                result = await self._read(keys=[meta, stream], args=arguments)
+            except (RedisConnectionError, ConnectionError):
+                # A pooled connection from before a Redis restart fails on first use;
+                # reading again is harmless, where publishing again could send twice.
+                result = await self._read(keys=[meta, stream], args=arguments)
+        except _REDIS_ERRORS as error:
+            raise BroadcastUnavailable(
+                f"cannot read group {group!r}: Redis at {self._where} failed ({error})"
+            ) from error
+        return redis_history.read_result(result, history)
 
     # The reader --------------------------------------------------------------------------
 
@@ -303,6 +374,9 @@ class RedisBackend(BroadcastBackend):
         channel: bytes = message["channel"]
         if kind == "message":
             data: bytes = message["data"]
+            if len(data) > _HEADER_SIZE and data[_HEADER_SIZE] == redis_history.POSITIONED:
+                self._handle_positioned(channel, data)
+                return
             if data[:_ORIGIN_SIZE] == self._origin or not channel.startswith(self._group_prefix):
                 return  # our own message: this process delivered it when publishing
             if len(data) <= _HEADER_SIZE:
@@ -344,6 +418,29 @@ class RedisBackend(BroadcastBackend):
             problem,
             "; further ones on this channel are logged at DEBUG" if first else "",
         )
+
+    def _handle_positioned(self, channel: bytes, data: bytes) -> None:
+        """A message of a group with history: every process delivers it, this one too."""
+        if not channel.startswith(self._group_prefix) or self.history_receiver is None:
+            return
+        group = channel[len(self._group_prefix) :].decode()
+        body = _HEADER_SIZE + 1 + 8
+        exclusion = 0
+        if data[:_ORIGIN_SIZE] == self._origin:
+            exclusion = int.from_bytes(data[_HEADER_SIZE + 1 : body], "big")
+        try:
+            position, payload = redis_history.parse_message(data[body:])
+        except ValueError:
+            self._reject(channel, "it is not a numbered message")
+            return
+        problem = inbound_problem(TEXT, payload, self.max_message_size)
+        if problem is not None:
+            self._reject(channel, problem)
+            return
+        try:
+            self.history_receiver(group, position, payload, exclusion)
+        except Exception:
+            logger.exception("Error delivering a broadcast message to group %r", group)
 
     def _fail_confirmations(self, reason: str) -> None:
         for waiting in self._confirmations.values():

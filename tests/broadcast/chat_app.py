@@ -1,6 +1,8 @@
 """The app the broadcast tests serve: a chat endpoint driven by JSON commands.
 
-Each client gets ``{"pid": ...}`` on connect, then sends ``{"join": group}``,
+Each client gets ``{"pid": ...}`` on connect, then sends ``{"join": group}`` (with
+``"since": position`` for a group with history, answered with ``recovered`` and
+``position`` too),
 ``{"leave": group}`` (answered with ``{"joined": group}``/``{"left": group}``) or
 ``{"publish": message, "group": group, "exclude_self": bool}``. HTTP routes publish
 from outside any connection and report this process's members.
@@ -21,6 +23,8 @@ import aioendpoints
 from aioendpoints import WebSocket, WebSocketEndpoint, WebSocketRoutes
 
 BROADCAST_ENV = "AIOENDPOINTS_TEST_BROADCAST"
+#: ``size,ttl`` of the history every group keeps; unset for none.
+HISTORY_ENV = "AIOENDPOINTS_TEST_HISTORY"
 
 routes = WebSocketRoutes()
 http_routes = web.RouteTableDef()
@@ -36,8 +40,17 @@ class Chat(WebSocketEndpoint):
 
     async def on_receive(self, ws: WebSocket, data: Any) -> None:
         if "join" in data:
-            await ws.join(data["join"])
-            await ws.send({"joined": data["join"]})
+            recovery = await ws.join(data["join"], since=data.get("since"))
+            if recovery is None:
+                await ws.send({"joined": data["join"]})
+            else:
+                await ws.send(
+                    {
+                        "joined": data["join"],
+                        "recovered": recovery.recovered,
+                        "position": str(recovery.position),
+                    }
+                )
         elif "leave" in data:
             await ws.leave(data["leave"])
             await ws.send({"left": data["leave"]})
@@ -66,10 +79,12 @@ async def members(request: web.Request) -> web.Response:
     return web.json_response(len(aioendpoints.group_members(request.app, group)))
 
 
-def make_app(broadcast: str | aioendpoints.Broadcast) -> web.Application:
-    """The chat app over the given broadcast backend."""
+def make_app(
+    broadcast: str | aioendpoints.Broadcast, history: aioendpoints.History | None = None
+) -> web.Application:
+    """The chat app over the given broadcast backend, its groups keeping ``history``."""
     app = web.Application()
-    aioendpoints.setup(app, broadcast=broadcast)
+    aioendpoints.setup(app, broadcast=broadcast, history=history)
     app.add_routes(routes)
     app.add_routes(http_routes)
     return app
@@ -77,6 +92,10 @@ def make_app(broadcast: str | aioendpoints.Broadcast) -> web.Application:
 
 def init_app(argv: list[str] | None = None) -> web.Application:
     """For ``python -m aiohttp.web``: the backend URL comes from the environment."""
+    history = os.environ.get(HISTORY_ENV)
+    if history:
+        size, ttl = history.split(",")
+        return make_app(os.environ[BROADCAST_ENV], aioendpoints.History(int(size), float(ttl)))
     return make_app(os.environ[BROADCAST_ENV])
 
 

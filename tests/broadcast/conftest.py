@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from aioendpoints import History
 from tests.conftest import require_redis_server
 from tests.redis_server import RedisServer
 
@@ -103,3 +104,49 @@ async def chat(broadcast_url: str, aiohttp_client: Any) -> ChatServers:
     else:
         publisher = await aiohttp_client(make_app(broadcast_url))
     return ChatServers(members, publisher)
+
+
+#: What every group keeps in the history tests.
+HISTORY = History(size=100, ttl=600)
+
+
+@dataclass
+class HistoryChat:
+    """Members connect to ``members``; ``publisher`` publishes (another backend with Redis)."""
+
+    members: Any
+    publisher: Any
+
+    async def connect(self) -> aiohttp.ClientWebSocketResponse:
+        """A client of the chat app that has joined nothing yet."""
+        ws = await self.members.ws_connect("/chat")
+        assert "pid" in await receive_json(ws)
+        return ws
+
+    async def join(
+        self, ws: aiohttp.ClientWebSocketResponse, group: str, since: str | None = None
+    ) -> dict[str, Any]:
+        """Join ``group`` from ``since``; the server's answer, with the frames replayed
+        before it (join() sends the replay before it returns) as ``"replayed"``."""
+        await ws.send_json({"join": group, "since": since})
+        replayed = []
+        while "joined" not in (answer := await receive_json(ws)):
+            replayed.append(answer)
+        assert answer["joined"] == group
+        if replayed:
+            answer["replayed"] = replayed
+        return dict(answer)
+
+    async def publish(self, group: str, message: Any) -> None:
+        """Publish ``message`` through the publisher's HTTP route."""
+        response = await self.publisher.post(f"/publish/{group}", json=message)
+        assert response.status == 204, await response.text()
+
+
+@pytest.fixture
+async def history_chat(broadcast_url: str, aiohttp_client: Any) -> HistoryChat:
+    """The chat app over each backend, every group keeping ``HISTORY``."""
+    members = await aiohttp_client(make_app(broadcast_url, HISTORY))
+    if broadcast_url == "memory://":
+        return HistoryChat(members, members)
+    return HistoryChat(members, await aiohttp_client(make_app(broadcast_url, HISTORY)))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.redis_server import free_port
 
-from .chat_app import BROADCAST_ENV
+from .chat_app import BROADCAST_ENV, HISTORY_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 30.0
@@ -35,9 +35,17 @@ async def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 @asynccontextmanager
-async def serve(command: list[str], broadcast_url: str, port: int) -> AsyncIterator[str]:
-    """Run ``command`` with the chat app's backend URL set; yield its base URL."""
-    env = {**os.environ, BROADCAST_ENV: broadcast_url, "PYTHONPATH": str(ROOT)}
+async def serve(
+    command: list[str], broadcast_url: str, port: int, *, history: str = ""
+) -> AsyncIterator[str]:
+    """Run ``command`` with the chat app's backend URL (and ``size,ttl`` history) set;
+    yield its base URL."""
+    env = {
+        **os.environ,
+        BROADCAST_ENV: broadcast_url,
+        HISTORY_ENV: history,
+        "PYTHONPATH": str(ROOT),
+    }
     process = subprocess.Popen(command, cwd=ROOT, env=env)  # noqa: ASYNC220 - a server that outlives this call
     try:
         await wait_for_port(port, process)
