@@ -25,6 +25,7 @@ from .history import History, HistoryRead, Position
 try:
     from redis.asyncio import Redis
     from redis.asyncio.client import PubSub
+    from redis.asyncio.connection import BlockingConnectionPool
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
     from redis.commands.core import AsyncScript
@@ -40,6 +41,7 @@ __all__ = ["RedisBackend"]
 logger = logging.getLogger("aioendpoints.broadcast")
 
 _ORIGIN_SIZE = 8  # random bytes naming the publishing process in every message
+POOL_SIZE = 100  # connections for commands, per process (the pub/sub one is apart)
 _SENT_AT = struct.Struct("!d")  # then when it was published, in seconds since the epoch
 _HEADER_SIZE = _ORIGIN_SIZE + _SENT_AT.size
 
@@ -117,13 +119,18 @@ class RedisBackend(BroadcastBackend):
         self._receive = receive
         # No retries inside redis-py: reconnection is ours, so that each gap is seen and
         # logged, and a publish that cannot reach Redis fails at once instead of later.
-        client = Redis.from_url(
+        # A blocking pool: past its size, a command waits for a free connection (up to
+        # command_timeout) instead of failing, however many joins and publishes run at once.
+        pool = BlockingConnectionPool.from_url(
             self.url,
+            max_connections=POOL_SIZE,
+            timeout=self.command_timeout,
             retry=Retry(NoBackoff(), 0),
             socket_connect_timeout=self.connect_timeout,
             socket_timeout=self.command_timeout,
             socket_keepalive=True,
         )
+        client = Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
         self._client = client
         database = client.connection_pool.connection_kwargs.get("db", 0)
         prefix = self._prefix = f"aioendpoints:{database}:".encode()
@@ -135,7 +142,7 @@ class RedisBackend(BroadcastBackend):
             await client.ping()
             self._pubsub = await self._open_subscription()
         except _REDIS_ERRORS as error:
-            await client.aclose()
+            await client.aclose(close_connection_pool=True)
             self._client = None
             raise BroadcastUnavailable(f"cannot reach Redis at {self._where}: {error}") from error
         self._connected = True
@@ -154,7 +161,7 @@ class RedisBackend(BroadcastBackend):
             await _close_quietly(self._pubsub)
             self._pubsub = None
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.aclose(close_connection_pool=True)
             self._client = None
         self._fail_confirmations("the broadcast backend stopped")
 
