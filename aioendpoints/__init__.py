@@ -12,6 +12,7 @@ from .broadcast import (
     close_slow_member,
     group_members,
     history,
+    presence,
     publish,
 )
 from .close_codes import CloseCode
@@ -72,6 +73,7 @@ __all__ = [
     "Position",
     "Recovery",
     "history",
+    "presence",
     # Close codes and errors
     "CloseCode",
     "InvalidData",

@@ -33,8 +33,19 @@ Connection = TypeVar("Connection", contravariant=True)
 class GroupHub(Protocol[Connection]):
     """What the core needs of the groups feature (:class:`aioendpoints.broadcast.Broadcast`)."""
 
-    async def join(self, websocket: Connection, group: str, /, *, since: Any = None) -> Any:
-        """Add ``websocket`` to ``group``; ``since``: where to resume, for groups with history."""
+    async def join(
+        self,
+        websocket: Connection,
+        group: str,
+        /,
+        *,
+        since: Any = None,
+        presence: Any = None,
+        presence_events: bool = False,
+    ) -> Any:
+        """Add ``websocket`` to ``group``; ``since``: where to resume, for groups with
+        history; ``presence``: what the member shows to others; ``presence_events``: whether
+        it hears of others joining and leaving."""
 
     async def leave(self, websocket: Connection, group: str, /) -> None:
         """Remove ``websocket`` from ``group``."""

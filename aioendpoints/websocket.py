@@ -929,7 +929,14 @@ class WebSocket:
 
     # Groups ------------------------------------------------------------------------------
 
-    async def join(self, group: str, *, since: Any = None) -> Any:
+    async def join(
+        self,
+        group: str,
+        *,
+        since: Any = None,
+        presence: Mapping[str, Any] | None = None,
+        presence_events: bool = False,
+    ) -> Any:
         """Join ``group``: from now on, messages published to it reach this connection.
 
         The connection leaves all its groups when it ends, however it ends. For a group
@@ -937,8 +944,15 @@ class WebSocket:
         :class:`~aioendpoints.Position` or its ``str()``) every kept message after it is
         sent first, then the live ones, none twice and none missing, and ``recovered``
         says whether that was all of them. For other groups, return ``None``.
+
+        With ``presence`` (a JSON-serialisable mapping) the connection is listed by
+        :func:`aioendpoints.presence` until it leaves the group or ends; with
+        ``presence_events=True`` it receives a JSON frame each time a member with
+        presence joins or leaves (see :doc:`/topics/history`).
         """
-        return await self._group_hub().join(self, group, since=since)
+        return await self._group_hub().join(
+            self, group, since=since, presence=presence, presence_events=presence_events
+        )
 
     async def leave(self, group: str) -> None:
         """Leave ``group``; leaving a group this connection is not in does nothing."""

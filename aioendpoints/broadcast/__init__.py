@@ -13,6 +13,7 @@ from .groups import (
     broadcast_of,
     group_members,
     history,
+    presence,
     publish,
 )
 from .history import History, HistorySettings, Position, Recovery
@@ -34,6 +35,7 @@ __all__ = [
     "Position",
     "Recovery",
     "history",
+    "presence",
     # Slow members
     "DEFAULT_BUFFER_LIMIT",
     "SlowMemberPolicy",

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from .history import History, HistoryRead, Position
+from .presence import MemoryPresence, PresenceStore
 
 __all__ = ["BroadcastBackend", "BroadcastUnavailable", "HistoryReceiver", "Receiver"]
 
@@ -58,6 +59,10 @@ class BroadcastBackend(ABC):
     @abstractmethod
     async def publish(self, group: str, opcode: int, payload: bytes) -> None:
         """Send a message to the other processes; raise :class:`BroadcastUnavailable` if not."""
+
+    def presence_store(self) -> PresenceStore:
+        """Where presence is kept, once started: in this process unless distributed."""
+        return MemoryPresence()
 
     # History: optional; a backend without it refuses groups with history.
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Final
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
@@ -34,6 +35,7 @@ from .history import (
     history_payload,
     recovered,
 )
+from .presence import EVENTS_PREFIX, PresenceStore, presence_event
 from .slow_members import SlowMemberPolicy, close_slow_member
 from .urls import backend_for_url
 
@@ -47,6 +49,7 @@ __all__ = [
     "broadcast_of",
     "group_members",
     "history",
+    "presence",
     "publish",
 ]
 
@@ -141,6 +144,13 @@ class Broadcast:
         # Publishers that excluded themselves, until their message comes back from Redis.
         self._exclusions: dict[int, WebSocket] = {}
         self._last_exclusion = 0
+        # Presence: the store, this process's name in connection ids, the groups where each
+        # member is listed, the members that get presence events, and pending removals.
+        self._presence: PresenceStore | None = None
+        self._process = secrets.token_hex(4)
+        self._listed: dict[WebSocket, set[str]] = {}
+        self._watchers: dict[str, set[WebSocket]] = {}
+        self._unlisting: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"<Broadcast {self.backend!r} groups={len(self._members)}>"
@@ -151,6 +161,8 @@ class Broadcast:
         """Start the backend (connect to Redis)."""
         self.backend.history_receiver = self._receive_from_backend
         await self.backend.start(self._receive)
+        self._presence = self.backend.presence_store()
+        await self._presence.start()
 
     async def stop(self) -> None:
         """Stop the backend and every task this object started."""
@@ -159,6 +171,11 @@ class Broadcast:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._pruner = None
+        if self._unlisting:
+            await asyncio.gather(*self._unlisting, return_exceptions=True)
+        if self._presence is not None:
+            await self._presence.stop()
+            self._presence = None
         await self.backend.stop()
         self._subscribed.clear()
 
@@ -172,6 +189,9 @@ class Broadcast:
 
     def members(self, group: str) -> frozenset[WebSocket]:
         """This process's members of ``group``."""
+        joining = self._joining.get(group)
+        if joining:
+            return frozenset((*self._members.get(group, ()), *joining))
         return frozenset(self._members.get(group, ()))
 
     @property
@@ -194,13 +214,96 @@ class Broadcast:
         return chosen
 
     async def join(
-        self, websocket: WebSocket, group: str, *, since: Position | str | None = None
+        self,
+        websocket: WebSocket,
+        group: str,
+        *,
+        since: Position | str | None = None,
+        presence: Mapping[str, Any] | None = None,
+        presence_events: bool = False,
     ) -> Recovery | None:
         """Add ``websocket`` to ``group``; messages published after this returns reach it.
 
         For a group with history, replay what came after ``since`` first, and return the
-        :class:`Recovery`; see :meth:`WebSocket.join`.
+        :class:`Recovery`; see :meth:`WebSocket.join`. With ``presence``, list the member
+        in :meth:`presence_of`; with ``presence_events``, send it the group's presence
+        events.
         """
+        listed = None
+        if presence is not None:
+            if not isinstance(presence, Mapping):
+                raise TypeError(f"presence must be a mapping (sent as JSON), got {presence!r}")
+            listed = history_payload(dict(presence), self._dumps)
+        recovery = await self._join(websocket, group, since)
+        if presence_events:
+            await self._subscribe(EVENTS_PREFIX + group)
+            self._watchers.setdefault(group, set()).add(websocket)
+        if listed is not None and group not in self._listed.get(websocket, ()):
+            if self._presence is None:
+                raise RuntimeError("presence needs the application to be running")
+            connection = self.connection_id(websocket)
+            await self._presence.add(group, connection, listed)
+            self._listed.setdefault(websocket, set()).add(group)
+            await self._announce(group, presence_event(group, "join", connection, listed))
+        return recovery
+
+    def connection_id(self, websocket: WebSocket) -> str:
+        """The id that names ``websocket`` in presence, unique across processes."""
+        return f"{self._process}-{websocket.id}"
+
+    async def presence_of(self, group: str) -> dict[str, Any]:
+        """The members of ``group`` listed with presence, in every process, and their data."""
+        check_group_name(group)
+        if self._presence is None:
+            raise RuntimeError("presence needs the application to be running")
+        listed = await self._presence.members(group)
+        return {connection: json.loads(data) for connection, data in listed.items()}
+
+    async def _announce(self, group: str, event: bytes) -> None:
+        self._tell_watchers(group, event)
+        if self.backend.distributed:
+            await self.backend.publish(EVENTS_PREFIX + group, TEXT, event)
+
+    def _tell_watchers(self, group: str, event: bytes) -> None:
+        watchers = self._watchers.get(group)
+        if watchers:
+            frame = server_frame(TEXT, event)
+            for websocket in watchers:
+                transport = websocket.request.transport
+                if transport is not None and not transport.is_closing():
+                    transport.write(frame)
+
+    async def _unlist(self, websocket: WebSocket, groups: Iterable[str]) -> None:
+        if self._presence is None:
+            return
+        connection = self.connection_id(websocket)
+        for group in groups:
+            try:
+                await self._presence.remove(group, connection)
+                await self._announce(group, presence_event(group, "leave", connection, None))
+            except Exception as error:  # the entry expires with this process's refreshes
+                logger.warning("Could not remove presence from %r: %s", group, error)
+
+    def _stop_watching(self, websocket: WebSocket, groups: Iterable[str]) -> list[str]:
+        """Stop presence events for ``websocket``; the groups where it was listed."""
+        for group in groups:
+            watchers = self._watchers.get(group)
+            if watchers is not None:
+                watchers.discard(websocket)
+                if not watchers:
+                    del self._watchers[group]
+        listed = self._listed.get(websocket)
+        if not listed:
+            return []
+        gone = [group for group in groups if group in listed]
+        listed.difference_update(gone)
+        if not listed:
+            del self._listed[websocket]
+        return gone
+
+    async def _join(
+        self, websocket: WebSocket, group: str, since: Position | str | None
+    ) -> Recovery | None:
         check_group_name(group)
         history = self.history_of(group)
         if isinstance(since, str):
@@ -271,7 +374,8 @@ class Broadcast:
             ]
         self._joined[websocket] = (*self._joined.get(websocket, ()), group)
         delivered = self._delivered.get(group)
-        if joining.replayed(replay, latest, delivered):
+        # memory:// delivers as it publishes: this process has every message up to latest.
+        if joining.replayed(replay, latest, delivered) or not self.backend.distributed:
             self._stop_joining(websocket, group)
             self._members.setdefault(group, {})[websocket] = transport
         # Otherwise this process has not yet received all the messages up to the latest:
@@ -305,6 +409,9 @@ class Broadcast:
             return
         self._joined[websocket] = tuple(name for name in joined if name != group)
         self._remove(websocket, group)
+        unlisted = self._stop_watching(websocket, (group,))
+        if unlisted:
+            await self._unlist(websocket, unlisted)
         await self._prune()
 
     def leave_all(self, websocket: WebSocket) -> None:
@@ -313,6 +420,11 @@ class Broadcast:
         self._over_limit_since.pop(websocket, None)
         for group in groups:
             self._remove(websocket, group)
+        unlisted = self._stop_watching(websocket, groups)
+        if unlisted:
+            task = asyncio.ensure_future(self._unlist(websocket, unlisted))
+            self._unlisting.add(task)
+            task.add_done_callback(self._unlisting.discard)
         if self._unused_groups and (self._pruner is None or self._pruner.done()):
             self._pruner = asyncio.ensure_future(self._prune())
 
@@ -433,6 +545,9 @@ class Broadcast:
         self._listeners[channel] = receive
 
     def _receive(self, group: str, opcode: int, payload: bytes) -> None:
+        if group.startswith(EVENTS_PREFIX):
+            self._tell_watchers(group[len(EVENTS_PREFIX) :], payload)
+            return
         if self._listeners:
             listener = self._listeners.get(group)
             if listener is not None:
@@ -568,6 +683,12 @@ async def history(
     Raises :class:`ValueError` for a group without history.
     """
     return await broadcast_of(app).read_history(group, since)
+
+
+async def presence(app: web.Application, group: str) -> dict[str, Any]:
+    """The members of ``group`` that joined with ``presence=``, in every process: their
+    connection ids and presence data."""
+    return await broadcast_of(app).presence_of(group)
 
 
 def group_members(app: web.Application, group: str) -> frozenset[WebSocket]:

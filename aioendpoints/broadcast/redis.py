@@ -21,6 +21,8 @@ from . import redis_history
 from .backend import BroadcastBackend, BroadcastUnavailable, Receiver
 from .frames import MAX_INBOUND_SIZE, TEXT, inbound_problem
 from .history import History, HistoryRead, Position
+from .presence import PRESENCE_TTL, PresenceStore
+from .redis_presence import RedisPresence
 
 try:
     from redis.asyncio import Redis
@@ -67,6 +69,8 @@ class RedisBackend(BroadcastBackend):
         command_timeout: float = 5.0,
         subscribe_timeout: float = 5.0,
         health_check_interval: float = 15.0,
+        # Presence: seconds before a stopped process's entries are gone
+        presence_ttl: float = PRESENCE_TTL,
         # Reconnection backoff, in seconds
         reconnect_delay: float = 0.1,
         max_reconnect_delay: float = 5.0,
@@ -88,6 +92,9 @@ class RedisBackend(BroadcastBackend):
         self.reconnect_delay = reconnect_delay
         #: The longest wait between reconnection attempts, in seconds.
         self.max_reconnect_delay = max_reconnect_delay
+        #: Seconds after which the presence entries of a process that stopped refreshing
+        #: them (it died) are gone; refreshed three times as often.
+        self.presence_ttl = presence_ttl
         #: Payloads larger than this, in bytes, are refused when published, and dropped
         #: when read from Redis.
         self.max_message_size = max_message_size
@@ -224,6 +231,18 @@ class RedisBackend(BroadcastBackend):
             raise BroadcastUnavailable(
                 f"cannot publish to group {group!r}: Redis at {self._where} failed ({error})"
             ) from error
+
+    def presence_store(self) -> PresenceStore:
+        """This process's presence entries in Redis, refreshed while the app runs."""
+        if self._client is None:
+            raise BroadcastUnavailable("the Redis backend is not running")
+        return RedisPresence(
+            self._client,
+            self._prefix,
+            self._origin.hex(),
+            ttl=self.presence_ttl,
+            refresh_interval=self.presence_ttl / 3,
+        )
 
     # History -----------------------------------------------------------------------------
 

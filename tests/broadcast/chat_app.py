@@ -25,6 +25,8 @@ from aioendpoints import WebSocket, WebSocketEndpoint, WebSocketRoutes
 BROADCAST_ENV = "AIOENDPOINTS_TEST_BROADCAST"
 #: ``size,ttl`` of the history every group keeps; unset for none.
 HISTORY_ENV = "AIOENDPOINTS_TEST_HISTORY"
+#: Seconds before the presence of a dead process is gone, for a Redis backend.
+PRESENCE_TTL_ENV = "AIOENDPOINTS_TEST_PRESENCE_TTL"
 
 routes = WebSocketRoutes()
 http_routes = web.RouteTableDef()
@@ -40,7 +42,12 @@ class Chat(WebSocketEndpoint):
 
     async def on_receive(self, ws: WebSocket, data: Any) -> None:
         if "join" in data:
-            recovery = await ws.join(data["join"], since=data.get("since"))
+            recovery = await ws.join(
+                data["join"],
+                since=data.get("since"),
+                presence=data.get("presence"),
+                presence_events=data.get("presence_events", False),
+            )
             if recovery is None:
                 await ws.send({"joined": data["join"]})
             else:
@@ -92,6 +99,13 @@ def make_app(
 
 def init_app(argv: list[str] | None = None) -> web.Application:
     """For ``python -m aiohttp.web``: the backend URL comes from the environment."""
+    broadcast: str | aioendpoints.Broadcast = os.environ[BROADCAST_ENV]
+    if os.environ.get(PRESENCE_TTL_ENV):
+        from aioendpoints.broadcast.redis import RedisBackend
+
+        ttl = float(os.environ[PRESENCE_TTL_ENV])
+        broadcast = aioendpoints.Broadcast(RedisBackend(str(broadcast), presence_ttl=ttl))
+        return make_app(broadcast)
     history = os.environ.get(HISTORY_ENV)
     if history:
         size, ttl = history.split(",")

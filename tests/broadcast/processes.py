@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.redis_server import free_port
 
-from .chat_app import BROADCAST_ENV, HISTORY_ENV
+from .chat_app import BROADCAST_ENV, HISTORY_ENV, PRESENCE_TTL_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 30.0
@@ -36,7 +36,12 @@ async def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
 
 @asynccontextmanager
 async def serve(
-    command: list[str], broadcast_url: str, port: int, *, history: str = ""
+    command: list[str],
+    broadcast_url: str,
+    port: int,
+    *,
+    history: str = "",
+    presence_ttl: str = "",
 ) -> AsyncIterator[str]:
     """Run ``command`` with the chat app's backend URL (and ``size,ttl`` history) set;
     yield its base URL."""
@@ -44,6 +49,7 @@ async def serve(
         **os.environ,
         BROADCAST_ENV: broadcast_url,
         HISTORY_ENV: history,
+        PRESENCE_TTL_ENV: presence_ttl,
         "PYTHONPATH": str(ROOT),
     }
     process = subprocess.Popen(command, cwd=ROOT, env=env)  # noqa: ASYNC220 - a server that outlives this call
