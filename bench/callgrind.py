@@ -298,7 +298,7 @@ def main(args: argparse.Namespace) -> None:
         for kind in FANOUT_KINDS:
             if not kind_available(KINDS[kind]):
                 print(f"skipped {kind} in fanout: needs {', '.join(KINDS[kind].requires)}")
-            elif kind == "function-redis" and _unavailable(kind):
+            elif kind.startswith("function-redis") and _unavailable(kind):
                 print(f"skipped {kind} in fanout: {_unavailable(kind)}")
             elif kind == BASELINE or kind in args.kinds:
                 fanout_kinds.append(kind)

@@ -50,6 +50,12 @@ KINDS: dict[str, Kind] = {
         Kind("function-no-heartbeat", "aioendpoints function view, heartbeat=None"),
         Kind("function-bare", "aioendpoints function view, no heartbeat, no send guard"),
         Kind("function-redis", "aioendpoints function view, redis://", ("redis",)),
+        Kind("function-history", "aioendpoints function view, memory:// with history"),
+        Kind(
+            "function-redis-history",
+            "aioendpoints function view, redis:// with history",
+            ("redis",),
+        ),
         Kind("function-metrics", "aioendpoints function view, metrics on", ("prometheus_client",)),
         Kind("function-auth", "aioendpoints function view, authenticate, expiring principal"),
         Kind("starlette", "Starlette + uvicorn", ("starlette", "uvicorn", "websockets")),
@@ -67,6 +73,8 @@ SCENARIO_ONLY_KINDS = frozenset(
         "function-no-heartbeat",
         "function-bare",
         "function-redis",
+        "function-history",
+        "function-redis-history",
         "function-metrics",
         "function-auth",
     }

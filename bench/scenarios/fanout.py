@@ -10,6 +10,8 @@ and waits until every member has it. The kinds:
 * ``function``: an aioendpoints view that joins a group, with its default options, and
   ``aioendpoints.publish()`` on the default ``memory://`` backend;
 * ``endpoint``: the same with a class endpoint that declares the group (``groups``);
+* ``function-history`` and ``function-redis-history``: the same with every group keeping
+  a history (``History(size=1000, ttl=600)``), so each member gets a numbered envelope;
 * ``function-redis``: the same over ``redis://``, the Redis server being started by the
   bench on a free port (from ``redis-server`` on the PATH; skipped without it).
 
@@ -45,7 +47,14 @@ from .load import HOST, close_all, open_connections
 __all__ = ["KINDS", "Publisher", "fan_out", "fanout_server", "server_app"]
 
 #: The kinds a fan-out server can be.
-KINDS = ("aiohttp", "function", "endpoint", "function-redis")
+KINDS = (
+    "aiohttp",
+    "function",
+    "endpoint",
+    "function-redis",
+    "function-history",
+    "function-redis-history",
+)
 
 GROUP = "bench"
 PATH = "/members"
@@ -121,11 +130,12 @@ def server_app(kind: str, redis_url: str | None) -> Any:
         routes = WebSocketRoutes()
         routes.add_websocket_route(PATH, Member if kind == "endpoint" else member)
         broadcast = "memory://"
-        if kind == "function-redis":
+        if kind.startswith("function-redis"):
             if redis_url is None:
-                raise RuntimeError(f"function-redis needs {REDIS_URL_VARIABLE}")
+                raise RuntimeError(f"{kind} needs {REDIS_URL_VARIABLE}")
             broadcast = redis_url
-        aioendpoints.setup(app, broadcast=broadcast)
+        history = aioendpoints.History(size=1000, ttl=600) if kind.endswith("history") else None
+        aioendpoints.setup(app, broadcast=broadcast, history=history)
         app.add_routes(routes)
     app.router.add_post("/publish", publish)
     app.router.add_get("/stats", stats)
@@ -215,7 +225,7 @@ def _redis_url() -> str:
 
 
 def _unavailable(kind: str) -> str | None:
-    if kind == "function-redis" and shutil.which("redis-server") is None:
+    if kind.startswith("function-redis") and shutil.which("redis-server") is None:
         return "redis-server is not installed (Debian: apt-get install redis-server)"
     return None
 
@@ -223,7 +233,7 @@ def _unavailable(kind: str) -> str | None:
 def fanout_server(kind: str, cpu: int | None, **options: Any) -> ServerProcess:
     """A fan-out server of ``kind``; ``options`` go to :class:`ServerProcess`."""
     env = dict(options.pop("env", None) or {})
-    if kind == "function-redis":
+    if kind.startswith("function-redis"):
         env[REDIS_URL_VARIABLE] = _redis_url()
     return ServerProcess(kind, cpu, env=env, module="bench.scenarios.fanout", **options)
 
@@ -268,7 +278,8 @@ class Publisher:
             if response.status != 200:
                 raise RuntimeError(f"publish answered {response.status}")
         for payload in await asyncio.wait_for(asyncio.gather(*waiters), wait):
-            if json.loads(payload)["round"] != number:
+            message = json.loads(payload)
+            if message.get("data", message)["round"] != number:  # history: in an envelope
                 raise RuntimeError(f"{self._kind} delivered {payload[:60]!r}")
 
     async def close(self) -> None:
@@ -329,7 +340,7 @@ register(
         "aioendpoints.publish() on memory:// and on redis://",
         (CPU, TIME_TO_ALL, MEMORY, CONNECT),
         _fan_out,
-        extra_kinds=("function-redis",),
+        extra_kinds=("function-redis", "function-history", "function-redis-history"),
         only_kinds=KINDS,
         server=lambda kind, cpu, settings: fanout_server(kind, cpu),
         unavailable=_unavailable,
