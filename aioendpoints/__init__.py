@@ -14,6 +14,7 @@ from .broadcast import (
     history,
     presence,
     publish,
+    resume,
 )
 from .close_codes import CloseCode
 from .endpoints import WebSocketEndpoint
@@ -74,6 +75,7 @@ __all__ = [
     "Recovery",
     "history",
     "presence",
+    "resume",
     # Close codes and errors
     "CloseCode",
     "InvalidData",

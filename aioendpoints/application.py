@@ -10,6 +10,7 @@ from aiohttp import web
 from .admin import install_admin
 from .auth.check import AUTH_KEY, AuthSettings
 from .auth.principal import Authenticate, GroupPermission
+from .broadcast.client import DEFAULT_CLIENT_PATH, install_client
 from .broadcast.groups import Broadcast
 from .broadcast.groups import install as install_broadcast
 from .broadcast.history import HistorySettings
@@ -45,6 +46,7 @@ def setup(
     admin_check: AdminCheck | None = None,
     tracing: bool | TracerProvider = False,
     history: HistorySettings | None = None,
+    client_path: str | None = DEFAULT_CLIENT_PATH,
 ) -> None:
     """Install aioendpoints' app-wide parts on ``app``.
 
@@ -77,6 +79,8 @@ def setup(
     * ``history``: what groups keep for recovery and replay: a
       :class:`~aioendpoints.History` for every group, or a function of the group name that
       returns one (or ``None``); by default, none.
+    * ``client_path``: where the browser module that reconnects and resumes is served
+      (``None``: not served); see :func:`aioendpoints.resume`.
 
     Routes work without it; call it once, before the app starts.
     """
@@ -90,6 +94,8 @@ def setup(
         app[AUTH_KEY] = auth
     app.on_shutdown.append(_close_connections)
     hub = install_broadcast(app, broadcast, history)
+    if client_path is not None:
+        install_client(app, client_path)
     recording = metrics is not False or metrics_path is not None
     monitor = Monitor(count_messages=recording)
     app[OBSERVER_KEY] = app[MONITOR_KEY] = monitor

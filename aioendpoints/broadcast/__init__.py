@@ -5,6 +5,7 @@ spreads them over every process connected to the same Redis.
 """
 
 from .backend import BroadcastBackend, BroadcastUnavailable
+from .client import resume
 from .frames import Message
 from .groups import (
     BROADCAST_KEY,
@@ -36,6 +37,7 @@ __all__ = [
     "Recovery",
     "history",
     "presence",
+    "resume",
     # Slow members
     "DEFAULT_BUFFER_LIMIT",
     "SlowMemberPolicy",

@@ -67,6 +67,43 @@ class Chat(WebSocketEndpoint):
             )
 
 
+@routes.websocket_route("/resume/{group}")
+async def resuming(ws: WebSocket, group: str) -> None:
+    """A member for the browser module: resumes ``group`` from the position it kept."""
+    await ws.accept()
+    await aioendpoints.resume(ws, group)
+    async for _ in ws:
+        pass
+
+
+#: A page that shows a group's messages through the browser module.
+PAGE = """<!doctype html><title>resume</title><ul id="log"></ul><p id="status"></p>
+<script type="module">
+import { ResumingSocket } from "/aioendpoints/client.js";
+const group = decodeURIComponent(location.hash.slice(1));
+const options = {minDelay: 100, maxDelay: 1000};
+const socket = new ResumingSocket("/resume/" + encodeURIComponent(group), options);
+socket.addEventListener("message", (event) => {
+  const item = document.createElement("li");
+  item.textContent = JSON.stringify(event.detail.data);
+  document.querySelector("#log").append(item);
+});
+socket.addEventListener("resume", (event) => {
+  document.querySelector("#status").textContent =
+    event.detail.recovered ? "resumed" : "history lost";
+});
+socket.addEventListener("open", () => document.body.dataset.open = "yes");
+socket.addEventListener("close", () => document.body.dataset.open = "no");
+socket.connect();
+</script>"""
+
+
+@http_routes.get("/page")
+async def page(request: web.Request) -> web.Response:
+    """The page of PAGE; the group is in the URL's fragment."""
+    return web.Response(text=PAGE, content_type="text/html")
+
+
 @http_routes.post("/publish/{group}")
 async def publish(request: web.Request) -> web.Response:
     """Publish the JSON body; ``?count=N`` publishes ``{"seq": i}`` for i in 0..N-1."""
