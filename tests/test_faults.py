@@ -99,17 +99,17 @@ async def test_tcp_reset_mid_message(each_mode_server: ServerFactory) -> None:
 async def test_peer_that_ignores_pings_is_closed_by_heartbeat(
     each_mode_server: ServerFactory,
 ) -> None:
-    """A peer that never answers pings is dropped within about 1.5 heartbeats."""
+    """A peer that never answers pings is dropped with 1006.
+
+    How soon (1 to 1.5 heartbeats) is measured by the bench's keepalive scenario, not here.
+    """
     heartbeat = 0.4
     server = await serve(each_mode_server, Echo, heartbeat=heartbeat)
     baseline = Baseline.take()
     client = await connect(server)
-    started = time.monotonic()
     # The raw client reads nothing and so answers no ping.
     await settle(lambda: bool(disconnects(server)), within=10 * heartbeat)
-    elapsed = time.monotonic() - started
     await disconnected_once(server, 1006)
-    assert elapsed < 1.5 * heartbeat + 1.0  # a margin for a loaded machine
     assert await client.closed_by_server(within=2.0)
     await client.aclose()
     assert await baseline.restored() == baseline
