@@ -198,6 +198,11 @@ class RedisBackend(BroadcastBackend):
             waiting.remove(confirmed)
             if not waiting:
                 self._confirmations.pop(channel, None)
+            if confirmed.done() and not confirmed.cancelled():
+                # Failed by a lost connection while the SUBSCRIBE itself was still being
+                # sent (and then failed or was cancelled): nobody awaited it, so its
+                # exception is retrieved here rather than logged as never retrieved.
+                confirmed.exception()
 
     async def unsubscribe(self, group: str) -> None:
         """Unsubscribe from ``group``'s channel; while disconnected, just forget it."""

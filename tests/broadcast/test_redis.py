@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,33 @@ async def _pubsub_clients(url: str) -> int:
 
     async with Redis.from_url(url) as redis:
         return len(await redis.client_list(_type="pubsub"))
+
+
+async def test_a_join_cut_by_a_restart_leaves_no_unretrieved_future(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A join whose subscribe fails as Redis dies leaves no 'never retrieved' exception."""
+    caplog.set_level(logging.ERROR, "asyncio")
+    backend = RedisBackend(own_redis.url)
+    await backend.start(lambda group, opcode, payload: None)
+    try:
+        assert backend._pubsub is not None
+        send_subscribe = backend._pubsub.subscribe
+
+        async def subscribe_as_redis_dies(*channels: Any) -> None:
+            own_redis.kill()
+            for _ in range(1000):  # until the reader has seen the loss, about 10 s
+                if not backend._connected:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("the reader did not notice that Redis died")
+            await send_subscribe(*channels)
+
+        backend._pubsub.subscribe = subscribe_as_redis_dies  # type: ignore[method-assign]
+        with pytest.raises(BroadcastUnavailable, match="cannot join"):
+            await backend.subscribe("room")
+    finally:
+        await backend.stop()
+    gc.collect()
+    assert "never retrieved" not in caplog.text
