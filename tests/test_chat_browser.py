@@ -171,6 +171,8 @@ async def test_pages_reconnect_after_a_server_restart(
     for page in (ada, bob):
         await page.locator("#status", has_text="Reconnected").wait_for(timeout=WAIT_MS)
         assert await page.get_attribute("#status", "data-state") == "connected"
+        # The rooms' history was in the stopped process: the page says what it lost.
+        await page.locator("#messages li.notice", has_text="History lost").wait_for(timeout=WAIT_MS)
     await wait_for_members(bob, ["Ada", "Bob"])
 
     await say(ada, "Back again")
@@ -196,3 +198,31 @@ async def test_pages_on_two_processes_share_a_room(
 
     await cy.close()
     await wait_for_members(bob, ["Ada", "Bob"])
+
+
+async def test_a_page_shows_what_was_said_while_its_server_restarted(
+    shared_chat_servers: list[ChatServer], browser: Browser
+) -> None:
+    """Ada's server restarts while Bob, on the other process, talks: she sees each line once."""
+    room = f"resume-{uuid.uuid4().hex[:8]}"
+    first, second = shared_chat_servers
+    ada = await join(browser, first.url, "Ada", room)
+    bob = await join(browser, second.url, "Bob", room)
+    await wait_for_members(ada, ["Ada", "Bob"])
+    await say(bob, "before")
+    await wait_for_message(ada, "before")
+
+    first.stop()
+    await ada.wait_for_selector('#status[data-state="reconnecting"]', timeout=WAIT_MS)
+    missed = [f"missed {n}" for n in range(5)]
+    for text in missed:
+        await say(bob, text)
+        await wait_for_message(bob, text)
+    first.start()
+
+    await ada.locator("#messages li.notice", has_text="Caught up").wait_for(timeout=WAIT_MS)
+    await say(bob, "after")
+    await wait_for_message(ada, "after")
+    shown = await ada.locator("#messages li.message .text").all_text_contents()
+    assert shown == ["before", *missed, "after"]
+    assert await ada.locator("#messages li.notice", has_text="History lost").count() == 0

@@ -10,12 +10,13 @@
 // group with history (from the {"group", "epoch", "offset", "data"} frames), sends them in
 // the `resume` query parameter when it reconnects, drops any frame it has already seen,
 // queues what the page sends while it is disconnected, and tells the page whether each
-// group's resume was complete. No dependencies.
+// group's resume was complete. `prepare` (optional) is awaited before each connection, e.g.
+// to log in again. A "close" listener may call close() to stop it retrying. No dependencies.
 
 const OPEN = 1;
 
 export class ResumingSocket extends EventTarget {
-  constructor(url, { minDelay = 250, maxDelay = 15000, storage = null, key = null } = {}) {
+  constructor(url, { minDelay = 250, maxDelay = 15000, storage = null, key = null, prepare = null } = {}) {
     super();
     this.url = new URL(url, location.href);
     if (this.url.protocol === "http:") this.url.protocol = "ws:";
@@ -30,6 +31,8 @@ export class ResumingSocket extends EventTarget {
     this.socket = null;
     this.closed = false;
     this.checking = new Set();
+    // Awaited before each connection (a login, say); when it throws, try again later.
+    this.prepare = prepare;
   }
 
   // The last position seen in `group`, as "<epoch>:<offset>", or undefined.
@@ -37,8 +40,17 @@ export class ResumingSocket extends EventTarget {
     return this.positions.get(group);
   }
 
-  connect() {
+  async connect() {
     this.closed = false;
+    if (this.prepare) {
+      try {
+        await this.prepare();
+      } catch {
+        if (!this.closed) this._retry();
+        return;
+      }
+      if (this.closed) return;
+    }
     const url = new URL(this.url);
     if (this.positions.size) {
       url.searchParams.set("resume", JSON.stringify(Object.fromEntries(this.positions)));

@@ -62,7 +62,7 @@ from examples.echo import echo
 
 from .login import SIGNER_KEY, authenticate, log_in, signer
 from .messages import ROOM_PATTERN, ChatMessage, Joined, Left, Members, Welcome, new_id
-from .room import SERVER_ID_KEY, ChatRoom
+from .room import SERVER_ID_KEY, ChatRoom, room_group
 
 __all__ = ["REDIS_URL_ENV", "init_app", "routes"]
 
@@ -84,6 +84,15 @@ routes.add_websocket_route(
 )
 
 
+#: What each room keeps, so that a page that reconnects gets what it missed.
+ROOM_HISTORY = aioendpoints.History(size=1000, ttl=600)
+
+
+def room_history(group: str) -> aioendpoints.History | None:
+    """Rooms keep their last messages; a member's own group keeps none."""
+    return ROOM_HISTORY if group.startswith(room_group("")) else None
+
+
 async def index(request: web.Request) -> web.FileResponse:
     """The chat page."""
     return web.FileResponse(STATIC / "index.html")
@@ -102,6 +111,7 @@ def init_app(argv: list[str] | None = None) -> web.Application:
         asyncapi="/asyncapi.json",
         asyncapi_title="aioendpoints chat",
         metrics_path="/metrics",
+        history=room_history,
     )
     app[SERVER_ID_KEY] = new_id()
     app[SIGNER_KEY] = signer()

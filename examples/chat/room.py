@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Final
+from typing import Any, Final
 
+import msgspec
 from aiohttp import web
 
 import aioendpoints
@@ -60,11 +61,13 @@ class ChatRoom(WebSocketEndpoint):
         await ws.send(messages.Welcome(member_id, server_id))
         try:
             await ws.join(member_group(member_id))
-            await ws.join(room)
+            # From where the page's browser module left off, if it was here before: it
+            # gets what the room said meanwhile, or is told that the history is lost.
+            await aioendpoints.resume(ws, room)
             # After joining: whoever this list misses joins later and announces itself.
             here = aioendpoints.group_members(ws.app, room)
             await ws.send(messages.Members(sorted(map(_member, here), key=_by_name)))
-            await ws.publish(room, messages.Joined(member_id, name, server_id))
+            await ws.publish(room, _room_message(messages.Joined(member_id, name, server_id)))
         except BroadcastUnavailable:
             raise WebSocketClose(CloseCode.TRY_AGAIN_LATER, "the chat is unavailable") from None
         ws.state.announced = True
@@ -76,7 +79,9 @@ class ChatRoom(WebSocketEndpoint):
             text = messages.check_text(message.text)
         except messages.InvalidMessage as problem:
             raise MessageRejected(str(problem)) from None
-        await _publish(ws, ws.state.room, messages.ChatMessage.now(ws.state.name, text))
+        await _publish(
+            ws, ws.state.room, _room_message(messages.ChatMessage.now(ws.state.name, text))
+        )
 
     @on_message
     async def present(self, ws: WebSocket, message: messages.Present) -> None:
@@ -88,14 +93,20 @@ class ChatRoom(WebSocketEndpoint):
         if not getattr(ws.state, "announced", False):
             return
         try:
-            await ws.publish(ws.state.room, messages.Left(ws.state.id, ws.state.name))
+            await ws.publish(
+                ws.state.room, _room_message(messages.Left(ws.state.id, ws.state.name))
+            )
         except BroadcastUnavailable as problem:
             logger.warning("%s left %s unannounced: %s", ws.state.name, ws.state.room, problem)
 
 
-async def _publish(
-    ws: WebSocket, group: str, message: messages.Members | messages.ChatMessage
-) -> None:
+def _room_message(message: msgspec.Struct) -> dict[str, Any]:
+    # Rooms keep a history, whose frames carry plain JSON (a dict) as their data.
+    room_message: dict[str, Any] = msgspec.to_builtins(message)
+    return room_message
+
+
+async def _publish(ws: WebSocket, group: str, message: messages.Members | dict[str, Any]) -> None:
     try:
         await ws.publish(group, message)
     except BroadcastUnavailable:

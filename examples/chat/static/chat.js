@@ -1,5 +1,8 @@
 // The chat page: join a room over a WebSocket, show who is there and what they say,
-// and reconnect with exponential back-off when the connection drops.
+// and reconnect with exponential back-off when the connection drops, resuming the room
+// where the page left off (aioendpoints' browser module, /aioendpoints/client.js).
+
+import { ResumingSocket } from "/aioendpoints/client.js";
 //
 // The list of members is built here from the server's events (see examples/chat/__init__.py):
 // "welcome" starts it afresh, "present" and "joined" add members, "left" removes one, and a
@@ -17,9 +20,7 @@ const messageList = $("messages");
 let name = "";
 let room = "";
 let socket = null;
-let failedAttempts = 0;
 let hasConnected = false;
-let retryTimer = null;
 // This connection's member id and its server's id, from "welcome".
 let myId = null;
 let myServer = null;
@@ -85,17 +86,12 @@ function showMembers() {
 function answerPresence(message) {
   // Members on the same server are in the list that server sent the newcomer.
   if (message.server === myServer || message.id === myId) return;
-  if (socket !== null && socket.readyState === WebSocket.OPEN) {
-    socket.send(JSON.stringify({ type: "present", to: message.id }));
-  }
+  socket.send({ type: "present", to: message.id });
 }
 
-function receive(event) {
-  let message;
-  try {
-    message = JSON.parse(event.data);
-  } catch {
-    addLine("error", ["text", `Unreadable message from the server: ${event.data}`]);
+function receive(message) {
+  if (typeof message !== "object" || message === null) {
+    addLine("error", ["text", `Unreadable message from the server: ${message}`]);
     return;
   }
   switch (message.type) {
@@ -129,66 +125,67 @@ function receive(event) {
       addLine("error", ["text", `Not sent: ${message.error}`]);
       break;
     default:
-      addLine("error", ["text", `Unknown message from the server: ${event.data}`]);
+      addLine("error", ["text", `Unknown message from the server: ${JSON.stringify(message)}`]);
   }
 }
 
-async function connect() {
-  retryTimer = null;
-  showStatus(
-    hasConnected ? "reconnecting" : "connecting",
-    hasConnected ? `Reconnecting to ${room} (attempt ${failedAttempts + 1})…` : `Connecting to ${room}…`,
-  );
-  try {
-    const refusal = await logIn();
-    if (refusal !== null) {
-      refuse(refusal);
-      return;
-    }
-  } catch {
-    scheduleReconnect({ why: "no answer from the server" });
-    return;
-  }
-  socket = new WebSocket(roomUrl());
-  socket.addEventListener("open", () => {
-    const reconnected = hasConnected;
-    hasConnected = true;
-    failedAttempts = 0;
+function connect() {
+  // The shipped browser module (served by aioendpoints.setup()) reconnects with jittered
+  // back-off and resumes the room from the last message this page showed.
+  const connection = new ResumingSocket(roomUrl(), { minDelay: FIRST_RETRY_MS, maxDelay: MAX_RETRY_MS, prepare });
+  socket = connection;
+  let lastClose = null;
+  showStatus("connecting", `Connecting to ${room}…`);
+  connection.addEventListener("open", (event) => {
     $("send-button").disabled = false;
-    if (reconnected) {
+    if (event.detail.reconnected || hasConnected) {
       showStatus("connected", `Reconnected to ${room} as ${name}.`);
       addLine("notice", ["text", "Reconnected."]);
     } else {
       showStatus("connected", `Connected to ${room} as ${name}.`);
     }
+    hasConnected = true;
   });
-  socket.addEventListener("message", receive);
-  socket.addEventListener("close", (event) => {
-    $("send-button").disabled = true;
-    socket = null;
-    if (DO_NOT_RETRY.has(event.code)) {
-      refuse(event.reason || event.code);
-      return;
+  connection.addEventListener("message", (event) => receive(event.detail.data));
+  connection.addEventListener("resume", (event) => {
+    if (event.detail.recovered) {
+      addLine("notice", ["text", "Caught up: the messages sent while you were away are shown above."]);
+    } else {
+      addLine("notice", ["text", "History lost: messages sent while you were away may be missing."]);
     }
-    scheduleReconnect(event);
   });
+  connection.addEventListener("close", (event) => {
+    $("send-button").disabled = true;
+    lastClose = event.detail;
+    if (DO_NOT_RETRY.has(event.detail.code)) {
+      connection.close();
+      refuse(event.detail.reason || event.detail.code);
+    }
+  });
+  connection.addEventListener("reconnecting", (event) => {
+    const { attempt, delay } = event.detail;
+    const why =
+      lastClose === null ? "no answer from the server"
+      : lastClose.code === 1001 ? "the server is restarting"
+      : `code ${lastClose.code}`;
+    lastClose = null;
+    if (hasConnected && attempt === 1) addLine("notice", ["text", `Connection lost (${why}).`]);
+    showStatus(
+      hasConnected ? "reconnecting" : "connecting",
+      `Connection lost (${why}). Reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${attempt})…`,
+    );
+  });
+  connection.connect();
 }
 
-function scheduleReconnect(event) {
-  // Exponential back-off with jitter, so that a restarted server is not hit by every
-  // page at the same instant.
-  const backOff = Math.min(FIRST_RETRY_MS * 2 ** failedAttempts, MAX_RETRY_MS);
-  const delay = Math.round(backOff * (0.8 + Math.random() * 0.4));
-  failedAttempts += 1;
-  const why = event.code === 1001 ? "the server is restarting" : event.why ?? `code ${event.code}`;
-  if (hasConnected && failedAttempts === 1) {
-    addLine("notice", ["text", `Connection lost (${why}).`]);
+// Before each connection: log in again, so that a restarted server with a new key takes
+// the page back. A refused name stops the page; an unreachable server is retried.
+async function prepare() {
+  const refusal = await logIn();
+  if (refusal !== null) {
+    socket.close();
+    refuse(refusal);
   }
-  showStatus(
-    "reconnecting",
-    `Connection lost (${why}). Reconnecting in ${(delay / 1000).toFixed(1)} s…`,
-  );
-  retryTimer = setTimeout(connect, delay);
 }
 
 $("join").addEventListener("submit", (event) => {
@@ -202,9 +199,8 @@ $("join").addEventListener("submit", (event) => {
   messageList.replaceChildren();
   members.clear();
   showMembers();
-  failedAttempts = 0;
   hasConnected = false;
-  if (retryTimer !== null) clearTimeout(retryTimer);
+  if (socket !== null) socket.close();
   connect();
   $("text").focus();
 });
@@ -213,7 +209,7 @@ $("send").addEventListener("submit", (event) => {
   event.preventDefault();
   const input = $("text");
   const text = input.value.trim();
-  if (!text || socket === null || socket.readyState !== WebSocket.OPEN) return;
-  socket.send(JSON.stringify({ type: "message", text }));
+  if (!text || socket === null || $("send-button").disabled) return;
+  socket.send({ type: "message", text });
   input.value = "";
 });
