@@ -213,3 +213,57 @@ async def test_a_page_refreshes_its_token_with_the_documented_handler(
     else:
         assert result == "closed:4401"
         assert received == []
+
+
+MODULE_PAGE_SCRIPT = """
+([url, token, waitMs, answers]) => import("/aioendpoints/client.js").then(
+    ({ ResumingSocket }) => new Promise(resolve => {
+        const getToken = async () => (await fetch("/token")).text();
+        const refreshes = [];
+        const socket = new ResumingSocket(url, {
+            protocols: ["feed.v1", "bearer." + token],
+            getToken: answers ? getToken : null,
+        });
+        socket.addEventListener("refreshed", event => refreshes.push(event.detail.expires_at));
+        socket.addEventListener("open", () => setTimeout(() => socket.send("still here"), waitMs));
+        socket.addEventListener("message", event => {
+            socket.close();
+            resolve({ result: "echo:" + event.detail.data, refreshes });
+        });
+        socket.addEventListener("close", event => {
+            socket.close();
+            resolve({ result: "closed:" + event.detail.code, refreshes });
+        });
+        socket.connect();
+    }))
+"""
+
+
+@pytest.mark.parametrize("answers", [True, False], ids=["get-token", "no-get-token"])
+async def test_the_browser_module_answers_refreshes_with_get_token(
+    browser: Browser, aiohttp_server: Any, answers: bool
+) -> None:
+    """The module, given getToken(), refreshes by itself past expiry; without it, 4401."""
+    received: list[str] = []
+    server = await aiohttp_server(refresh_app(received))
+    page = await browser.new_page()
+    try:
+        await page.goto(f"http://127.0.0.1:{server.port}/")
+        expires_at = time.time() + AHEAD + 0.5
+        first = jwt.encode({"sub": "alice", "exp": expires_at}, REFRESH_KEY, "HS256")
+        wait_ms = int((expires_at + GRACE + 0.5 - time.time()) * 1000)
+        outcome = await page.evaluate(
+            MODULE_PAGE_SCRIPT,
+            [f"ws://127.0.0.1:{server.port}/feed", first, wait_ms, answers],
+        )
+    finally:
+        await page.close()
+    if answers:
+        assert outcome["result"] == "echo:alice: still here"
+        assert received == ["still here"]
+        # The server took the new token: its expiry is the fresh one's (an hour ahead).
+        assert len(outcome["refreshes"]) == 1
+        assert outcome["refreshes"][0] > expires_at + 600
+    else:
+        assert outcome == {"result": "closed:4401", "refreshes": []}
+        assert received == []

@@ -11,12 +11,18 @@
 // the `resume` query parameter when it reconnects, drops any frame it has already seen,
 // queues what the page sends while it is disconnected, and tells the page whether each
 // group's resume was complete. `prepare` (optional) is awaited before each connection, e.g.
-// to log in again. A "close" listener may call close() to stop it retrying. No dependencies.
+// to log in again; `protocols` is a list of subprotocols or a function giving one;
+// `getToken` (optional, may be async) answers the server's token refresh requests
+// ({"aioendpoints": "refresh"}) by itself. A "close" listener may call close() to stop it
+// retrying. No dependencies.
 
 const OPEN = 1;
 
 export class ResumingSocket extends EventTarget {
-  constructor(url, { minDelay = 250, maxDelay = 15000, storage = null, key = null, prepare = null } = {}) {
+  constructor(
+    url,
+    { minDelay = 250, maxDelay = 15000, storage = null, key = null, prepare = null, protocols = [], getToken = null } = {},
+  ) {
     super();
     this.url = new URL(url, location.href);
     if (this.url.protocol === "http:") this.url.protocol = "ws:";
@@ -33,6 +39,11 @@ export class ResumingSocket extends EventTarget {
     this.checking = new Set();
     // Awaited before each connection (a login, say); when it throws, try again later.
     this.prepare = prepare;
+    // Subprotocols for each handshake: a list, or a (async) function giving one, so that a
+    // token carried next to the subprotocol is a fresh one.
+    this.protocols = protocols;
+    // Answers the server's {"aioendpoints": "refresh"} with {"aioendpoints": "refresh", token}.
+    this.getToken = getToken;
   }
 
   // The last position seen in `group`, as "<epoch>:<offset>", or undefined.
@@ -55,8 +66,16 @@ export class ResumingSocket extends EventTarget {
     if (this.positions.size) {
       url.searchParams.set("resume", JSON.stringify(Object.fromEntries(this.positions)));
     }
+    let protocols = this.protocols;
+    try {
+      if (typeof protocols === "function") protocols = await protocols();
+    } catch {
+      if (!this.closed) this._retry();
+      return;
+    }
+    if (this.closed) return;
     this.checking = new Set(this.positions.keys());
-    const socket = new WebSocket(url);
+    const socket = new WebSocket(url, protocols);
     this.socket = socket;
     socket.addEventListener("open", () => {
       const reconnected = this.attempts > 0;
@@ -103,6 +122,10 @@ export class ResumingSocket extends EventTarget {
       this._emit("message", { data: text });
       return;
     }
+    if (frame && typeof frame === "object" && typeof frame.aioendpoints === "string") {
+      this._control(frame);
+      return;
+    }
     if (frame && typeof frame === "object" && "resumed" in frame && "group" in frame) {
       this._resumed(frame.group, frame.resumed, frame.position);
       return;
@@ -130,6 +153,24 @@ export class ResumingSocket extends EventTarget {
       this._save();
     }
     this._emit("resume", { group, recovered });
+  }
+
+  // The server's own frames: {"aioendpoints": "refresh", "expires_at"} asks for a new
+  // token before the connection's credential expires; "refreshed" says it was taken.
+  async _control(frame) {
+    this._emit(frame.aioendpoints, frame);
+    if (frame.aioendpoints !== "refresh" || !this.getToken) return;
+    const socket = this.socket;
+    let token;
+    try {
+      token = await this.getToken();
+    } catch (error) {
+      this._emit("error", { error });
+      return;
+    }
+    if (socket && socket === this.socket && socket.readyState === OPEN) {
+      socket.send(JSON.stringify({ aioendpoints: "refresh", token }));
+    }
   }
 
   _emit(type, detail) {
