@@ -24,10 +24,15 @@ from tests.echo_app import make_echo_app
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
 # kosoku's vendored Autobahn case 12.x.x reads its test data with an open() it never closes.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <_io.FileIO name='[^']*kosoku:"
-    "pytest.PytestUnraisableExceptionWarning"
-)
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore:Exception ignored in. <_io.FileIO name='[^']*kosoku:"
+        "pytest.PytestUnraisableExceptionWarning"
+    ),
+    # One selection of cases is one test: longer than setup.cfg's per-test timeout allows
+    # on a loaded machine (group 9's 16 MiB messages, the deflate groups of the full run).
+    pytest.mark.timeout(1200),
+]
 
 #: Set to ``all`` to run every Autobahn case instead of the CI selection.
 RUN_ALL = os.environ.get("AIOENDPOINTS_AUTOBAHN") == "all"
