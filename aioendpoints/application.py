@@ -45,6 +45,7 @@ def setup(
     admin_path: str | None = None,
     admin_check: AdminCheck | None = None,
     tracing: bool | TracerProvider = False,
+    trace_messages: bool = False,
     history: HistorySettings | None = None,
     client_path: str | None = DEFAULT_CLIENT_PATH,
 ) -> None:
@@ -72,7 +73,9 @@ def setup(
       ``metrics_path`` also serves them at that path (and turns them on).
     * ``tracing``: OpenTelemetry spans for each handshake (continuing the request's
       ``traceparent``) and each connection (needs the ``tracing`` extra), through the
-      global tracer provider, or the ``TracerProvider`` given.
+      global tracer provider, or the ``TracerProvider`` given; ``trace_messages`` adds a
+      span per received message (and turns tracing on), on the routes whose own
+      ``trace_messages`` option does not say otherwise (see :doc:`/howto/operating`).
     * ``admin_path``: a read-only admin page of this process's connections and groups,
       refreshed live, for the requests that ``admin_check(request)`` allows (required with
       it; sync or async); off by default.
@@ -100,11 +103,11 @@ def setup(
     monitor = Monitor(count_messages=recording)
     app[OBSERVER_KEY] = app[MONITOR_KEY] = monitor
     install_admin(app, hub, monitor)
-    if tracing:
+    if tracing or trace_messages:
         from .tracing import TracingObserver
 
         provider = None if isinstance(tracing, bool) else tracing
-        app[OBSERVER_KEY] = TracingObserver(monitor, provider)
+        app[OBSERVER_KEY] = TracingObserver(monitor, provider, trace_messages=trace_messages)
     if recording:
         from .metrics import install_metrics
 

@@ -184,8 +184,8 @@ async def _serve(
         try:
             # Every record logged while serving the connection carries its id and route.
             serving = connection_context.set((websocket.id, websocket.route))
+            error: BaseException | None = None
             try:
-                error: BaseException | None = None
                 try:
                     await running
                 except (Exception, asyncio.CancelledError) as raised:
@@ -206,7 +206,7 @@ async def _serve(
                 await _carry_out(websocket, ending, error, view)
             finally:
                 if websocket.accepted:
-                    await _release(websocket, on_disconnect, view)
+                    await _release(websocket, on_disconnect, view, error)
                 connection_context.reset(serving)
             assert websocket.response is not None
             return websocket.response
@@ -250,6 +250,7 @@ async def _release(
     websocket: WebSocket,
     on_disconnect: Callable[[WebSocket, int], Awaitable[None]] | None,
     view: Any,
+    error: BaseException | None,
 ) -> None:
     """Forget an accepted connection that has ended, and tell whoever listens."""
     config = websocket.request.config_dict
@@ -261,6 +262,8 @@ async def _release(
         hub.leave_all(websocket)
     observer = config.get(OBSERVER_KEY)
     if observer is not None:
+        if error is not None:
+            observer.raised(websocket, error)
         observer.closed(websocket)
     transport = websocket.request.transport
     if transport is not None:

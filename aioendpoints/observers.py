@@ -2,9 +2,9 @@
 
 The core looks the application's :class:`ConnectionObserver` up once per connection
 (``request.config_dict[OBSERVER_KEY]``) and tells it when a handshake begins, when it is
-refused, when the connection opens and when it has ended. An observer that wants to see each message
-replaces the connection's two per-message callables when it opens; without an observer
-the per-message paths stay exactly as they are.
+refused, when the connection opens, when its view raised and when it has ended. An observer
+that wants to see each message replaces the connection's two per-message callables when it
+opens; without an observer the per-message paths stay exactly as they are.
 """
 
 from __future__ import annotations
@@ -48,6 +48,13 @@ class ConnectionObserver:
         to leave the per-message paths alone, or wrappers to see each message.
         """
         return receive, send
+
+    def raised(self, websocket: Connection, error: BaseException) -> None:
+        """The view of ``websocket``, opened before, raised ``error``; :meth:`closed` follows.
+
+        ``error`` is whatever ended the view: a fault, a mapped exception, an uncaught
+        :class:`~aioendpoints.WebSocketDisconnect`, or the cancellation of its task.
+        """
 
     def closed(self, websocket: Connection) -> None:
         """``websocket``, opened before, has ended with :attr:`WebSocket.close_code`."""

@@ -114,6 +114,12 @@ class WebSocketOptions(TypedDict, total=False):
       refuses with HTTP 401 or 403. Default: :func:`aioendpoints.setup`'s, else none.
     * ``group_permission``: ``(principal, group) -> bool``, asked by ``ws.join()`` and
       ``ws.publish()``. Default: :func:`aioendpoints.setup`'s, else none.
+
+    Operations (see :doc:`/howto/operating`)
+
+    * ``trace_messages``: ``True`` for an OpenTelemetry span per received message on this
+      route, ``False`` for none, whatever :func:`aioendpoints.setup`'s ``trace_messages``
+      says; it needs tracing on (``setup(app, tracing=...)``). Default ``None``: the app's.
     """
 
     value_type: ValueType
@@ -144,6 +150,7 @@ class WebSocketOptions(TypedDict, total=False):
     discriminator: str
     authenticate: Callable[[Any], Any] | None
     group_permission: Callable[[Any, str], Any] | None
+    trace_messages: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +185,8 @@ class RouteOptions:
     #: ``None``: the application's default (see :mod:`aioendpoints.auth`).
     authenticate: Callable[[Any], Any] | None = None
     group_permission: Callable[[Any, str], Any] | None = None
+    #: ``None``: the application's default (see :func:`aioendpoints.setup`).
+    trace_messages: bool | None = None
 
     @classmethod
     def from_options(
@@ -293,6 +302,12 @@ def _caught_codes(name: str, codes: object) -> frozenset[int] | None:
     raise ValueError(f'{name} must be close codes or "all", got {codes!r}')
 
 
+def _bool_or_none(name: str, value: object) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"{name} must be True, False or None, got {value!r}")
+    return value
+
+
 def _origins(name: str, value: object) -> OriginPolicy | None:
     return None if value is None else OriginPolicy.from_origins(cast(AllowedOrigins, value))
 
@@ -349,6 +364,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "discriminator": lambda name, value: value,
     "authenticate": _callable_or_none,
     "group_permission": _callable_or_none,
+    "trace_messages": _bool_or_none,
 }
 _MESSAGE_OPTIONS = ("messages", "send_messages", "invalid_messages", "request_id", "discriminator")
 

@@ -11,7 +11,7 @@ import aioendpoints
 
 PACKAGE = Path(aioendpoints.__file__).parent
 CORE = ("websocket.py", "endpoints.py", "handlers.py", "routing.py", "endings.py", "group_hub.py")
-FEATURES = ("broadcast", "auth", "messages", "metrics", "application")
+FEATURES = ("broadcast", "auth", "messages", "metrics", "tracing", "application")
 
 
 def imported_modules(path: Path) -> set[str]:
