@@ -2,7 +2,7 @@
 
 The core looks the application's :class:`ConnectionObserver` up once per connection
 (``request.config_dict[OBSERVER_KEY]``) and tells it when a handshake begins, when it is
-refused, when the connection opens, when its view raised and when it has ended. An observer
+refused, when the connection opens, when a handler fails and when it has ended. An observer
 that wants to see each message replaces the connection's two per-message callables when it
 opens; without an observer the per-message paths stay exactly as they are.
 """
@@ -55,6 +55,10 @@ class ConnectionObserver:
         ``error`` is whatever ended the view: a fault, a mapped exception, an uncaught
         :class:`~aioendpoints.WebSocketDisconnect`, or the cancellation of its task.
         """
+
+    def failed(self, websocket: Connection, error: Exception) -> None:
+        """A handler of ``websocket`` failed with ``error``, logged with its traceback, and
+        the connection goes on: a typed message's handler answered with an error reply."""
 
     def closed(self, websocket: Connection) -> None:
         """``websocket``, opened before, has ended with :attr:`WebSocket.close_code`."""

@@ -211,6 +211,12 @@ class TracingObserver(ConnectionObserver):
 
         return traced
 
+    def failed(self, websocket: WebSocket, error: Exception) -> None:
+        """Record a handler's fault in the span of the message it was handling, if traced."""
+        spans = self._spans.get(websocket)
+        if spans is not None and spans.message is not None:
+            _record(spans.message, error, fault=True)
+
     def raised(self, websocket: WebSocket, error: BaseException) -> None:
         """Keep what the view raised, for :meth:`closed` to record in its spans."""
         spans = self._spans.get(websocket)

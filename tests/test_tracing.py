@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from aiohttp import web
 from opentelemetry import trace
@@ -16,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import aioendpoints
-from aioendpoints import WebSocket, WebSocketEndpoint, WebSocketRoutes
+from aioendpoints import WebSocket, WebSocketEndpoint, WebSocketRoutes, on_message
 from aioendpoints.monitoring import MONITOR_KEY
 from aioendpoints.observers import OBSERVER_KEY
 from aioendpoints.tracing import TracingObserver
@@ -337,6 +338,45 @@ async def test_without_message_spans_a_fault_is_recorded_in_the_connection_span(
     (event,) = connection.events
     assert event.attributes is not None
     assert event.attributes["exception.type"] == "RuntimeError"
+    assert_one_traceback(caplog)
+
+
+class Add(msgspec.Struct, tag="add"):
+    a: int
+    id: int | None = None
+
+
+class Sum(msgspec.Struct, tag="sum"):
+    value: int
+
+
+class Calculator(WebSocketEndpoint):
+    @on_message
+    async def add(self, websocket: WebSocket, message: Add) -> Sum:
+        if message.a == 13:
+            raise RuntimeError("unlucky")
+        return Sum(message.a)
+
+
+async def test_a_typed_request_whose_handler_raises_fails_its_message_span(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The request gets an error reply and the connection goes on; its span has ERROR."""
+    exporter = InMemorySpanExporter()
+    app = endpoint_app(span_provider(exporter), "/add", Calculator, trace_messages=True)
+    async with serving(app) as url, aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{url}/add")
+        await ws.send_str('{"type": "add", "a": 13, "id": 1}')
+        assert (await ws.receive_json(timeout=10))["error"] == "internal server error"
+        await ws.send_str('{"type": "add", "a": 2, "id": 2}')
+        assert (await ws.receive_json(timeout=10))["id"] == 2
+        await ws.close()
+        await eventually(lambda: len(exporter.get_finished_spans()) == 4)
+    failed, fine = messages_of(exporter.get_finished_spans())
+    assert failed.status.status_code is StatusCode.ERROR
+    assert [event.name for event in failed.events] == ["exception"]
+    assert fine.status.status_code is StatusCode.UNSET
+    assert not fine.events
     assert_one_traceback(caplog)
 
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar, overload
 
 from ..endpoints import MESSAGE_HANDLER_MARK, WebSocketEndpoint
 from ..exceptions import WebSocketClose, WebSocketDisconnect
+from ..observers import OBSERVER_KEY
 from .codecs import _kind_of, message_classes, message_kind, msgspec_decoder
 
 __all__ = ["MessageRejected", "on_message"]
@@ -100,12 +101,15 @@ class Router:
             return
         except (WebSocketClose, WebSocketDisconnect):
             raise
-        except Exception:
+        except Exception as error:
             if request_id is None:
                 raise  # the view runner logs it and closes with 1011
             logger.exception(
                 "Error in %s.%s handling request %r", self._owner, handler.__name__, request_id
             )
+            observer = websocket.request.config_dict.get(OBSERVER_KEY)
+            if observer is not None:
+                observer.failed(websocket, error)
             await websocket.send(codec.error("internal server error", request_id))
             return
         if reply is not None:
