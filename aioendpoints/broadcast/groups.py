@@ -188,15 +188,25 @@ class Broadcast:
     # Membership --------------------------------------------------------------------------
 
     def members(self, group: str) -> frozenset[WebSocket]:
-        """This process's members of ``group``."""
+        """This process's members of ``group``: those whose :meth:`join` has returned."""
         joining = self._joining.get(group)
         if joining:
-            return frozenset((*self._members.get(group, ()), *joining))
+            # A member still reading the history is not one yet: a message published
+            # now may be in what it read and skipped as already replayed.
+            joined = (websocket for websocket, member in joining.items() if member.joined)
+            return frozenset((*self._members.get(group, ()), *joined))
         return frozenset(self._members.get(group, ()))
 
     @property
     def groups(self) -> frozenset[str]:
         """The groups that have members in this process."""
+        if self._joining:
+            joined = (
+                group
+                for group, joining in self._joining.items()
+                if any(member.joined for member in joining.values())
+            )
+            return frozenset((*self._members, *joined))
         return frozenset(self._members)
 
     def groups_of(self, websocket: WebSocket) -> tuple[str, ...]:
@@ -378,6 +388,10 @@ class Broadcast:
         if joining.replayed(replay, latest, delivered) or not self.backend.distributed:
             self._stop_joining(websocket, group)
             self._members.setdefault(group, {})[websocket] = transport
+            if delivered is None:
+                # Nothing is left to deliver up to latest: memory:// delivers as it
+                # publishes, and otherwise the group has had no message yet.
+                self._delivered[group] = latest
         # Otherwise this process has not yet received all the messages up to the latest:
         # the member becomes an ordinary one when the first message after it arrives.
         return Recovery(complete, latest)
@@ -692,5 +706,5 @@ async def presence(app: web.Application, group: str) -> dict[str, Any]:
 
 
 def group_members(app: web.Application, group: str) -> frozenset[WebSocket]:
-    """The members of ``group`` connected to this process."""
+    """The members of ``group`` connected to this process (once their join() returned)."""
     return broadcast_of(app).members(group)

@@ -132,7 +132,14 @@ class Joining:
         if frames:
             self.transport.write(b"".join(frames))
         self.latest = latest
-        return delivered is not None and not _after(latest, delivered)
+        # Before the group's first message there is nothing this process could still
+        # deliver late: the member is done.
+        return latest.offset == 0 or (delivered is not None and not _after(latest, delivered))
+
+    @property
+    def joined(self) -> bool:
+        """Whether its replay is sent: from then on it gets every later message."""
+        return self.latest is not None
 
     def receive(self, position: Position, frame: bytes, send: bool) -> bool:
         """Take a live message; tell whether the member is done joining."""
