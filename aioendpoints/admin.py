@@ -21,7 +21,7 @@ from .broadcast.frames import BINARY, TEXT, Message, encode_message
 from .broadcast.groups import BROADCAST_KEY, Broadcast
 from .close_codes import CloseCode, is_sendable_close_code
 from .exceptions import WebSocketDisconnect
-from .monitoring import MONITOR_KEY, Monitor
+from .registry import CONNECTIONS_KEY, ConnectionRegistry
 from .serialization import default_dumps
 from .websocket import WebSocket
 
@@ -69,26 +69,26 @@ class ConnectionInfo:
 
 def connections(app: web.Application) -> list[ConnectionInfo]:
     """Snapshots of the open connections of this process, oldest first."""
-    monitor = _monitor_of(app)
-    counted = monitor.count_messages
     infos = []
-    for record in list(monitor.records.values()):
-        websocket = record.websocket
+    for websocket in _connections_of(app):
         peer = websocket.client
         transport = websocket.request.transport
+        counts = websocket.message_counts
+        opened_at = websocket.opened_at
+        assert opened_at is not None  # registered by accept()
         infos.append(
             ConnectionInfo(
                 id=websocket.id,
-                route=record.route,
+                route=websocket.route,
                 path=websocket.request.path,
                 peer=f"{peer.host}:{peer.port}" if peer is not None else None,
                 user=websocket.user,
                 groups=websocket.groups,
-                opened_at=record.opened_at,
-                messages_received=record.messages_received if counted else None,
-                bytes_received=record.bytes_received if counted else None,
-                messages_sent=record.messages_sent if counted else None,
-                bytes_sent=record.bytes_sent if counted else None,
+                opened_at=opened_at,
+                messages_received=counts.messages_received if counts is not None else None,
+                bytes_received=counts.bytes_received if counts is not None else None,
+                messages_sent=counts.messages_sent if counts is not None else None,
+                bytes_sent=counts.bytes_sent if counts is not None else None,
                 send_buffer=transport.get_write_buffer_size() if transport is not None else 0,
             )
         )
@@ -106,7 +106,7 @@ async def send_to_user(app: web.Application, user: str, message: Message) -> int
     _check_user(user)
     opcode, payload = encode_message(message, default_dumps)
     await _announce(app, {"do": "send", "user": user, "opcode": opcode}, payload)
-    return await _send_locally(_monitor_of(app), user, opcode, payload)
+    return await _send_locally(_connections_of(app), user, opcode, payload)
 
 
 async def disconnect(
@@ -124,14 +124,14 @@ async def disconnect(
     if not is_sendable_close_code(code):
         raise ValueError(f"close code {code!r} cannot be sent in a close frame")
     await _announce(app, {"do": "disconnect", "user": user, "code": code, "reason": reason}, b"")
-    return await _disconnect_locally(_monitor_of(app), user, code, reason)
+    return await _disconnect_locally(_connections_of(app), user, code, reason)
 
 
-def _monitor_of(app: web.Application) -> Monitor:
-    monitor = app.get(MONITOR_KEY)
-    if monitor is None:
-        raise RuntimeError(f"{app!r} has no monitor: call aioendpoints.setup(app) first")
-    return monitor
+def _connections_of(app: web.Application) -> ConnectionRegistry:
+    registry = app.get(CONNECTIONS_KEY)
+    if registry is None:
+        raise RuntimeError(f"{app!r} has no registry: call aioendpoints.setup(app) first")
+    return registry
 
 
 def _check_user(user: object) -> None:
@@ -139,21 +139,25 @@ def _check_user(user: object) -> None:
         raise TypeError(f"user must be a non-empty str, got {user!r}")
 
 
-def _of_user(monitor: Monitor, user: str) -> list[WebSocket]:
-    return [ws for ws in list(monitor.records) if ws.user == user and not ws.closed]
+def _of_user(registry: ConnectionRegistry, user: str) -> list[WebSocket]:
+    return [ws for ws in registry if ws.user == user and not ws.closed]
 
 
-async def _send_locally(monitor: Monitor, user: str, opcode: int, payload: bytes) -> int:
+async def _send_locally(
+    registry: ConnectionRegistry, user: str, opcode: int, payload: bytes
+) -> int:
     if opcode == TEXT:
         text = payload.decode()
-        sends = [ws.send_text(text) for ws in _of_user(monitor, user)]
+        sends = [ws.send_text(text) for ws in _of_user(registry, user)]
     else:
-        sends = [ws.send_bytes(payload) for ws in _of_user(monitor, user)]
+        sends = [ws.send_bytes(payload) for ws in _of_user(registry, user)]
     return await _count_successes(sends)
 
 
-async def _disconnect_locally(monitor: Monitor, user: str, code: int, reason: str) -> int:
-    return await _count_successes([ws.close(code, reason) for ws in _of_user(monitor, user)])
+async def _disconnect_locally(
+    registry: ConnectionRegistry, user: str, code: int, reason: str
+) -> int:
+    return await _count_successes([ws.close(code, reason) for ws in _of_user(registry, user)])
 
 
 async def _count_successes(actions: Iterable[Awaitable[None]]) -> int:
@@ -180,17 +184,19 @@ async def _announce(app: web.Application, command: dict[str, Any], payload: byte
     await hub.backend.publish(ADMIN_CHANNEL, BINARY, header + b"\n" + payload)
 
 
-def _on_command(monitor: Monitor, tasks: set[asyncio.Task[int]]) -> Callable[[int, bytes], None]:
+def _on_command(
+    registry: ConnectionRegistry, tasks: set[asyncio.Task[int]]
+) -> Callable[[int, bytes], None]:
     def receive(opcode: int, data: bytes) -> None:
         header, _, payload = data.partition(b"\n")
         try:
             command = json.loads(header)
             user = command["user"]
             if command["do"] == "send":
-                action = _send_locally(monitor, user, int(command["opcode"]), payload)
+                action = _send_locally(registry, user, int(command["opcode"]), payload)
             else:
                 action = _disconnect_locally(
-                    monitor, user, int(command["code"]), str(command["reason"])
+                    registry, user, int(command["code"]), str(command["reason"])
                 )
         except (ValueError, KeyError, TypeError):
             logger.error("Ignoring a malformed admin command: %r", data[:200])
@@ -202,12 +208,12 @@ def _on_command(monitor: Monitor, tasks: set[asyncio.Task[int]]) -> Callable[[in
     return receive
 
 
-def install_admin(app: web.Application, hub: Broadcast, monitor: Monitor) -> None:
+def install_admin(app: web.Application, hub: Broadcast) -> None:
     """Have this process act on the other processes' admin commands while ``app`` runs."""
     tasks: set[asyncio.Task[int]] = set()
 
     async def listening(app: web.Application) -> AsyncIterator[None]:
-        await hub.listen(ADMIN_CHANNEL, _on_command(monitor, tasks))
+        await hub.listen(ADMIN_CHANNEL, _on_command(app[CONNECTIONS_KEY], tasks))
         yield
         for task in list(tasks):
             task.cancel()

@@ -102,7 +102,7 @@ def setup(
     recording = metrics is not False or metrics_path is not None
     monitor = Monitor(count_messages=recording)
     app[OBSERVER_KEY] = app[MONITOR_KEY] = monitor
-    install_admin(app, hub, monitor)
+    install_admin(app, hub)
     if tracing or trace_messages:
         from .tracing import TracingObserver
 

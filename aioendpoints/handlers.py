@@ -182,8 +182,10 @@ async def _serve(
             admission.release(request)
             raise
         try:
-            # Every record logged while serving the connection carries its id and route.
-            serving = connection_context.set((websocket.id, websocket.route))
+            # Every record logged while serving the connection carries its id and route. Set
+            # back to the outer value rather than reset with a token: one object less to keep.
+            outer = connection_context.get()
+            connection_context.set(websocket)
             error: BaseException | None = None
             try:
                 try:
@@ -207,7 +209,7 @@ async def _serve(
             finally:
                 if websocket.accepted:
                     await _release(websocket, on_disconnect, view, error)
-                connection_context.reset(serving)
+                connection_context.set(outer)
             assert websocket.response is not None
             return websocket.response
         finally:

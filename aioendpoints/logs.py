@@ -1,8 +1,8 @@
 """Connection-scoped logs: the connection's id and route on each record written while serving it.
 
-While a connection is served, a context variable holds its id (:attr:`WebSocket.id`) and its
-route's path pattern; tasks started from the view inherit it. :class:`ConnectionLogFilter`
-copies them onto log records as ``connection_id`` and ``route``. aioendpoints' own loggers
+While a connection is served, a context variable holds it; tasks started from the view
+inherit it. :class:`ConnectionLogFilter` copies its id (:attr:`WebSocket.id`) and its route's
+path pattern onto log records as ``connection_id`` and ``route``. aioendpoints' own loggers
 carry the filter; add it to your handler to get the same on your records::
 
     handler = logging.StreamHandler()
@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import logging
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .websocket import WebSocket
 
 __all__ = ["LOGGER_NAMES", "ConnectionLogFilter", "connection_context", "current_connection"]
 
-#: The id and route pattern of the connection being served, in its task and the tasks it
-#: starts; set by the handler serving it.
-connection_context: ContextVar[tuple[str, str] | None] = ContextVar(
+#: The connection being served, in its task and the tasks it starts; set by the handler
+#: serving it. The connection itself rather than a tuple of its id and route: nothing more
+#: to keep per connection.
+connection_context: ContextVar[WebSocket | None] = ContextVar(
     "aioendpoints_connection", default=None
 )
 
@@ -34,7 +39,8 @@ LOGGER_NAMES = (
 
 def current_connection() -> tuple[str, str] | None:
     """The id and route pattern of the connection this code serves, or ``None``."""
-    return connection_context.get()
+    current = connection_context.get()
+    return None if current is None else (current.id, current.route)
 
 
 class ConnectionLogFilter(logging.Filter):
@@ -47,7 +53,10 @@ class ConnectionLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Set the record's ``connection_id`` and ``route``; keep the record."""
         current = connection_context.get()
-        record.connection_id, record.route = current if current is not None else ("-", "-")
+        if current is None:
+            record.connection_id = record.route = "-"
+        else:
+            record.connection_id, record.route = current.id, current.route
         return True
 
 

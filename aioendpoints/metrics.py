@@ -3,7 +3,8 @@
 ``aioendpoints.setup(app, metrics=True)`` records them, ``metrics_path="/metrics"`` also
 serves them. Nothing is counted in prometheus-client's locked values on the message path:
 connections count their messages in plain attributes (see :mod:`aioendpoints.monitoring`)
-and this collector adds them up when Prometheus scrapes.
+and this collector adds them up when Prometheus scrapes: the totals of the connections that
+ended, and the counts of the open ones.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from .broadcast.groups import Broadcast
 from .monitoring import Monitor
+from .registry import CONNECTIONS_KEY, ConnectionRegistry
 
 try:
     from prometheus_client import CollectorRegistry, Histogram
@@ -38,9 +40,12 @@ LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 class ConnectionMetrics(Collector):
     """Reads the monitor's totals and the groups' counts each time Prometheus scrapes."""
 
-    def __init__(self, monitor: Monitor, broadcast: Broadcast | None) -> None:
+    def __init__(
+        self, monitor: Monitor, broadcast: Broadcast | None, connections: ConnectionRegistry
+    ) -> None:
         self._monitor = monitor
         self._broadcast = broadcast
+        self._connections = connections
 
     def collect(self) -> Iterable[Metric]:
         """Every metric with the values of this moment."""
@@ -88,15 +93,20 @@ class ConnectionMetrics(Collector):
             for route, totals in self._monitor.routes.items()
         }
         worst = dict.fromkeys(sums, 0)
-        for record in list(self._monitor.records.values()):
-            counts = sums[record.route]
-            counts[0] += record.messages_received
-            counts[1] += record.messages_sent
-            counts[2] += record.bytes_received
-            counts[3] += record.bytes_sent
-            transport = record.websocket.request.transport
+        for websocket in self._connections:
+            route = websocket.route
+            if route not in sums:  # its opening was not seen by this monitor
+                continue
+            counted = websocket.message_counts
+            if counted is not None:
+                route_sums = sums[route]
+                route_sums[0] += counted.messages_received
+                route_sums[1] += counted.messages_sent
+                route_sums[2] += counted.bytes_received
+                route_sums[3] += counted.bytes_sent
+            transport = websocket.request.transport
             if transport is not None:
-                worst[record.route] = max(worst[record.route], transport.get_write_buffer_size())
+                worst[route] = max(worst[route], transport.get_write_buffer_size())
         families = [
             CounterMetricFamily(
                 "aioendpoints_messages_received_total", "Messages received.", labels=["route"]
@@ -159,7 +169,7 @@ def install_metrics(
 ) -> CollectorRegistry:
     """Register the metrics in ``registry`` (a new one by default); serve them at ``path``."""
     registry = registry if registry is not None else CollectorRegistry()
-    registry.register(ConnectionMetrics(monitor, broadcast))
+    registry.register(ConnectionMetrics(monitor, broadcast, app[CONNECTIONS_KEY]))
     lag = Histogram(
         "aioendpoints_broadcast_lag_seconds",
         "Seconds from publishing in another process to delivery in this one (Redis).",

@@ -3,8 +3,11 @@
 The core looks the application's :class:`ConnectionObserver` up once per connection
 (``request.config_dict[OBSERVER_KEY]``) and tells it when a handshake begins, when it is
 refused, when the connection opens, when a handler fails and when it has ended. An observer
-that wants to see each message replaces the connection's two per-message callables when it
-opens; without an observer the per-message paths stay exactly as they are.
+that wants the connection's messages counted asks it when it opens
+(:meth:`WebSocket.count_messages`): the connection then counts in a :class:`MessageCounts` of
+its own, on its per-message paths, with no wrapper and no lookup. An observer that wants to
+see each message replaces the connection's two per-message callables when it opens; without
+either, the per-message paths stay exactly as they are.
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ from typing import Any, Final
 
 from aiohttp import WSMessage, WSMsgType, web
 
-__all__ = ["OBSERVER_KEY", "ConnectionObserver", "ReceiveMessage", "SendFrame", "route_of"]
+__all__ = [
+    "OBSERVER_KEY",
+    "ConnectionObserver",
+    "MessageCounts",
+    "ReceiveMessage",
+    "SendFrame",
+    "route_of",
+]
 
 #: An :class:`~aioendpoints.WebSocket`; named loosely, since the connection module imports this
 #: one and not the other way round.
@@ -24,6 +34,24 @@ Connection = Any
 ReceiveMessage = Callable[[], Awaitable[WSMessage]]
 #: Sends one frame's payload of a given kind: the response's ``send_frame()``, or a limit's.
 SendFrame = Callable[[bytes | bytearray | memoryview, WSMsgType], Awaitable[None]]
+
+
+class MessageCounts:
+    """Messages and payload bytes of one connection, in each direction.
+
+    Payload bytes are counted before compression, text as UTF-8. Only the messages that the
+    connection's own ``receive*()`` and ``send*()`` calls (and ``async for``) return or take
+    are counted, not control frames nor group deliveries. The connection counts them itself,
+    inline on its per-message paths.
+    """
+
+    __slots__ = ("bytes_received", "bytes_sent", "messages_received", "messages_sent")
+
+    def __init__(self) -> None:
+        self.messages_received = 0
+        self.bytes_received = 0
+        self.messages_sent = 0
+        self.bytes_sent = 0
 
 
 class ConnectionObserver:

@@ -230,7 +230,6 @@ class TracingObserver(ConnectionObserver):
         exception is recorded in the message's span, else in the connection's; a close
         with 1011 (a server fault) sets the error status.
         """
-        record = self._monitor.records.get(websocket)
         self._monitor.closed(websocket)
         spans = self._spans.pop(websocket, None)
         if spans is None:
@@ -252,11 +251,12 @@ class TracingObserver(ConnectionObserver):
             span.set_attribute("websocket.close_reason", websocket.close_reason)
         if websocket.user is not None:
             span.set_attribute("enduser.id", websocket.user)
-        if record is not None and self._monitor.count_messages:
-            span.set_attribute("websocket.messages_received", record.messages_received)
-            span.set_attribute("websocket.messages_sent", record.messages_sent)
-            span.set_attribute("websocket.bytes_received", record.bytes_received)
-            span.set_attribute("websocket.bytes_sent", record.bytes_sent)
+        counts = websocket.message_counts
+        if counts is not None:
+            span.set_attribute("websocket.messages_received", counts.messages_received)
+            span.set_attribute("websocket.messages_sent", counts.messages_sent)
+            span.set_attribute("websocket.bytes_received", counts.bytes_received)
+            span.set_attribute("websocket.bytes_sent", counts.bytes_sent)
         if error is not None:
             _record(span, error, fault)
         if fault:

@@ -7,6 +7,7 @@ import enum
 import functools
 import itertools
 import logging
+import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from types import SimpleNamespace, TracebackType
@@ -35,7 +36,7 @@ from .limits import (
     drop_transport,
     room_for,
 )
-from .observers import ConnectionObserver, route_of
+from .observers import ConnectionObserver, MessageCounts, route_of
 from .options import RouteOptions, ValueType, check_value_type
 from .params import NO_PARAMS
 from .policy import peer_close_reply
@@ -113,10 +114,12 @@ class WebSocket:
         "_close_reason",
         "_closed_here",
         "_codec",
+        "_counts",
         "_dumps",
         "_idle_deadline",
         "_loads",
         "_observer",
+        "_opened_at",
         "_options",
         "_phase",
         "_rate_limit",
@@ -186,6 +189,10 @@ class WebSocket:
         self._idle_deadline: float | None = None
         #: Whether this side closed first, so the view's WebSocketDisconnect is expected.
         self._closed_here = False
+        self._opened_at: float | None = None
+        # Counted only when a feature asks (count_messages()): None, the per-message paths
+        # then test one slot and count nothing.
+        self._counts: MessageCounts | None = None
         self.receive_type = self._options.receive_type
         self.send_type = self._options.send_type
 
@@ -346,6 +353,11 @@ class WebSocket:
         """The reason sent with the close frame, if any."""
         return self._close_reason
 
+    @property
+    def opened_at(self) -> float | None:
+        """When the handshake was accepted, in seconds since the epoch; ``None`` before."""
+        return self._opened_at
+
     # Handshake ---------------------------------------------------------------------------
 
     async def accept(
@@ -399,6 +411,7 @@ class WebSocket:
             raise self._dropped() from None
         self.response = response
         self._phase = _OPEN
+        self._opened_at = time.time()
         if keepalive:
             assert heartbeat is not None
             watch(self.request, heartbeat)
@@ -547,6 +560,8 @@ class WebSocket:
 
     # The receive*() methods below repeat the same few lines instead of sharing a helper:
     # on this per-message path an extra coroutine call costs more than the rest of our layer.
+    # So do their message counts (see count_messages()): a call per message would cost twice
+    # as much as the counting itself.
 
     async def receive(
         self,
@@ -567,14 +582,20 @@ class WebSocket:
         )
         if message.type is not self._receive_frame:
             message = await self._next_data(message, self._receive_frame, timeout)
+        data = message.data
+        if self._counts is not None:
+            self._counts.messages_received += 1
+            self._counts.bytes_received += (
+                len(data) if type(data) is bytes or data.isascii() else len(data.encode())
+            )
         if self._receive_json:
             try:
-                return self._loads(message.data)
+                return self._loads(data)
             except ValueError as error:
                 if self._codec is not None:
-                    return await self._receive_after_invalid(message.data, error)
+                    return await self._receive_after_invalid(data, error)
                 raise InvalidData(reason="invalid JSON") from error
-        return message.data
+        return data
 
     async def receive_text(
         self,
@@ -588,7 +609,11 @@ class WebSocket:
         )
         if message.type is not _TEXT:
             message = await self._next_data(message, _TEXT, timeout)
-        return message.data  # type: ignore[no-any-return]
+        data: str = message.data
+        if self._counts is not None:
+            self._counts.messages_received += 1
+            self._counts.bytes_received += len(data) if data.isascii() else len(data.encode())
+        return data
 
     async def receive_bytes(
         self,
@@ -602,7 +627,11 @@ class WebSocket:
         )
         if message.type is not _BINARY:
             message = await self._next_data(message, _BINARY, timeout)
-        return message.data  # type: ignore[no-any-return]
+        data: bytes = message.data
+        if self._counts is not None:
+            self._counts.messages_received += 1
+            self._counts.bytes_received += len(data)
+        return data
 
     async def receive_json(
         self,
@@ -616,11 +645,15 @@ class WebSocket:
         )
         if message.type is not _TEXT:
             message = await self._next_data(message, _TEXT, timeout)
+        data = message.data
+        if self._counts is not None:
+            self._counts.messages_received += 1
+            self._counts.bytes_received += len(data) if data.isascii() else len(data.encode())
         try:
-            return self._loads(message.data)
+            return self._loads(data)
         except ValueError as error:
             if self._codec is not None:
-                return await self._receive_after_invalid(message.data, error)
+                return await self._receive_after_invalid(data, error)
             raise InvalidData(reason="invalid JSON") from error
 
     async def _receive_within(self, timeout: float) -> WSMessage:  # noqa: ASYNC109
@@ -682,7 +715,13 @@ class WebSocket:
         kind = message.type
         if kind is not _TEXT and kind is not _BINARY:
             message = await self._next_data(message, None)
-        return message.data  # type: ignore[no-any-return]
+        data = message.data
+        if self._counts is not None:
+            self._counts.messages_received += 1
+            self._counts.bytes_received += (
+                len(data) if type(data) is bytes or data.isascii() else len(data.encode())
+            )
+        return data  # type: ignore[no-any-return]
 
     def __aiter__(self) -> WebSocket:
         return self
@@ -698,17 +737,23 @@ class WebSocket:
                 message = await self._next_data(message, self._receive_frame)
             except WebSocketDisconnect as disconnect:
                 raise self._stop_or_raise(disconnect) from None
+        data = message.data
+        if self._counts is not None:
+            self._counts.messages_received += 1
+            self._counts.bytes_received += (
+                len(data) if type(data) is bytes or data.isascii() else len(data.encode())
+            )
         if self._receive_json:
             try:
-                return self._loads(message.data)
+                return self._loads(data)
             except ValueError as error:
                 if self._codec is not None:
                     try:
-                        return await self._receive_after_invalid(message.data, error)
+                        return await self._receive_after_invalid(data, error)
                     except WebSocketDisconnect as disconnect:
                         raise self._stop_or_raise(disconnect) from None
                 raise InvalidData(reason="invalid JSON") from error
-        return message.data
+        return data
 
     async def _next_data(
         self,
@@ -765,6 +810,9 @@ class WebSocket:
             if message.type is not _TEXT:
                 message = await self._next_data(message, _TEXT)
             data = message.data
+            if self._counts is not None:
+                self._counts.messages_received += 1
+                self._counts.bytes_received += len(data) if data.isascii() else len(data.encode())
             try:
                 return self._loads(data)
             except ValueError as next_error:
@@ -819,6 +867,23 @@ class WebSocket:
         :meta private:
         """
         return self._closed_here
+
+    def count_messages(self) -> MessageCounts:
+        """Count this connection's messages and bytes from now on; return the counts.
+
+        :meta private:
+        """
+        if self._counts is None:
+            self._counts = MessageCounts()
+        return self._counts
+
+    @property
+    def message_counts(self) -> MessageCounts | None:
+        """The counts started by :meth:`count_messages`, else ``None``.
+
+        :meta private:
+        """
+        return self._counts
 
     def refused(self, code: int, reason: str) -> None:
         """Record that the handshake was refused: closed, with ``code`` and ``reason``.
@@ -885,6 +950,9 @@ class WebSocket:
             kind = _TEXT
         if self._phase != _OPEN:
             raise self._not_open()
+        if self._counts is not None:
+            self._counts.messages_sent += 1
+            self._counts.bytes_sent += len(payload)
         try:
             await self._send_frame(payload, kind)
         except ConnectionError:
@@ -896,8 +964,12 @@ class WebSocket:
             raise TypeError(f"send_text() takes a str, got {type(text).__name__}; {_HINT}")
         if self._phase != _OPEN:
             raise self._not_open()
+        payload = text.encode()
+        if self._counts is not None:
+            self._counts.messages_sent += 1
+            self._counts.bytes_sent += len(payload)
         try:
-            await self._send_frame(text.encode(), _TEXT)
+            await self._send_frame(payload, _TEXT)
         except ConnectionError:
             raise self._dropped() from None
 
@@ -907,6 +979,9 @@ class WebSocket:
             raise TypeError(f"send_bytes() takes bytes, got {type(data).__name__}; {_HINT}")
         if self._phase != _OPEN:
             raise self._not_open()
+        if self._counts is not None:
+            self._counts.messages_sent += 1
+            self._counts.bytes_sent += len(data)
         try:
             await self._send_frame(data, _BINARY)
         except ConnectionError:
@@ -917,9 +992,13 @@ class WebSocket:
         encoded = self._dumps(value)
         if self._phase != _OPEN:
             raise self._not_open()
+        # bytes from orjson go out as they are: no decode and encode again.
+        payload = encoded.encode() if isinstance(encoded, str) else encoded
+        if self._counts is not None:
+            self._counts.messages_sent += 1
+            self._counts.bytes_sent += len(payload)
         try:
-            # bytes from orjson go out as they are: no decode and encode again.
-            await self._send_frame(encoded.encode() if isinstance(encoded, str) else encoded, _TEXT)
+            await self._send_frame(payload, _TEXT)
         except ConnectionError:
             raise self._dropped() from None
 

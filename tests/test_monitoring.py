@@ -17,16 +17,16 @@ from aioendpoints.monitoring import MONITOR_KEY
 from .helpers import eventually
 
 
-def echo_app(**setup_options: Any) -> tuple[web.Application, list[tuple[Any, Any]]]:
+def echo_app(**setup_options: Any) -> tuple[web.Application, list[tuple[WebSocket, Any, Any]]]:
     """An echo app that notes, per connection, the callables its messages go through."""
-    seen: list[tuple[Any, Any]] = []
+    seen: list[tuple[WebSocket, Any, Any]] = []
     routes = WebSocketRoutes()
 
     @routes.websocket_route("/echo", send_timeout=None)
     async def echo(ws: WebSocket) -> None:
         await ws.accept()
         assert ws.response is not None
-        seen.append((ws._receive_message == ws.response.receive, ws._send_frame))
+        seen.append((ws, ws._receive_message == ws.response.receive, ws._send_frame))
         async for message in ws:
             await ws.send(message)
 
@@ -43,31 +43,122 @@ async def test_without_metrics_messages_go_straight_to_aiohttp(aiohttp_client: A
     ws = await client.ws_connect("/echo")
     await ws.send_str("hi")
     assert await ws.receive_str(timeout=5) == "hi"
-    ((receives_directly, send_frame),) = seen
+    ((connection, receives_directly, send_frame),) = seen
     assert receives_directly
     assert getattr(send_frame, "__self__", None) is not None  # the response's bound method
-    record = next(iter(app[MONITOR_KEY].records.values()))
-    assert (record.messages_received, record.messages_sent) == (0, 0)
+    assert connection.message_counts is None
     await ws.close()
 
 
 async def test_with_metrics_each_connection_counts_its_messages(aiohttp_client: Any) -> None:
-    """Metrics on: each message in and out is counted in the connection's record."""
+    """Metrics on: each message in and out is counted by the connection, with no wrapper."""
     app, seen = echo_app(metrics=True)
     client = await aiohttp_client(app)
     ws = await client.ws_connect("/echo")
     for text in ("one", "two"):
         await ws.send_str(text)
         assert await ws.receive_str(timeout=5) == text
-    ((receives_directly, _),) = seen
-    assert not receives_directly
-    record = next(iter(app[MONITOR_KEY].records.values()))
-    assert (record.messages_received, record.bytes_received) == (2, 6)
-    assert (record.messages_sent, record.bytes_sent) == (2, 6)
+    ((connection, receives_directly, send_frame),) = seen
+    assert receives_directly
+    assert getattr(send_frame, "__self__", None) is not None
+    counts = connection.message_counts
+    assert counts is not None
+    assert (counts.messages_received, counts.bytes_received) == (2, 6)
+    assert (counts.messages_sent, counts.bytes_sent) == (2, 6)
     await ws.close()
-    await eventually(lambda: not app[MONITOR_KEY].records)
     totals = app[MONITOR_KEY].routes["/echo"]
-    assert (totals.connections, totals.open, dict(totals.disconnects)) == (1, 0, {1000: 1})
+    await eventually(lambda: totals.open == 0)
+    assert (totals.connections, dict(totals.disconnects)) == (1, {1000: 1})
+    assert (totals.messages_received, totals.bytes_received) == (2, 6)
+    assert (totals.messages_sent, totals.bytes_sent) == (2, 6)
+
+
+async def test_every_receive_and_send_method_counts(aiohttp_client: Any) -> None:
+    """Each receive*() and send*() method, and async for, counts its message and its bytes."""
+    counted: list[tuple[int, int, int, int]] = []
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/all", value_type="json")
+    async def every_method(ws: WebSocket) -> None:
+        await ws.accept()
+        counts = ws.message_counts
+        assert counts is not None
+
+        def note() -> None:
+            counted.append(
+                (
+                    counts.messages_received,
+                    counts.bytes_received,
+                    counts.messages_sent,
+                    counts.bytes_sent,
+                )
+            )
+
+        await ws.receive()  # [1]: 3 bytes
+        note()
+        await ws.receive_text()  # "é": 2 bytes in UTF-8
+        note()
+        await ws.receive_bytes()  # 4 bytes
+        note()
+        await ws.receive_json()  # {}: 2 bytes
+        note()
+        await ws.receive_message()  # 5 bytes
+        note()
+        async for _ in ws:  # "x": 3 bytes
+            note()
+            break
+        await ws.send([1])  # 3 bytes
+        note()
+        await ws.send_text("é")  # 2 bytes
+        note()
+        await ws.send_bytes(b"abcd")  # 4 bytes
+        note()
+        await ws.send_json({})  # 2 bytes
+        note()
+        await ws.receive_text()
+
+    app = web.Application()
+    aioendpoints.setup(app, metrics=True)
+    app.add_routes(routes)
+    client = await aiohttp_client(app)
+    ws = await client.ws_connect("/all")
+    await ws.send_str("[1]")
+    await ws.send_str("é")
+    await ws.send_bytes(b"abcd")
+    await ws.send_str("{}")
+    await ws.send_bytes(b"12345")
+    await ws.send_str('"x"')
+    for _ in range(4):
+        await ws.receive(timeout=5)
+    await ws.send_str("end")
+    await eventually(lambda: len(counted) == 10)
+    assert counted == [
+        (1, 3, 0, 0),
+        (2, 5, 0, 0),
+        (3, 9, 0, 0),
+        (4, 11, 0, 0),
+        (5, 16, 0, 0),
+        (6, 19, 0, 0),
+        (6, 19, 1, 3),
+        (6, 19, 2, 5),
+        (6, 19, 3, 9),
+        (6, 19, 4, 11),
+    ]
+    await ws.close()
+
+
+async def test_the_monitor_keeps_nothing_per_connection(aiohttp_client: Any) -> None:
+    """The monitor's state is its totals per route, however many connections are open."""
+    app, seen = echo_app(metrics=True)
+    client = await aiohttp_client(app)
+    sockets = [await client.ws_connect("/echo") for _ in range(3)]
+    await eventually(lambda: len(seen) == 3)
+    monitor = app[MONITOR_KEY]
+    assert vars(monitor).keys() == {"count_messages", "routes"}
+    assert list(monitor.routes) == ["/echo"]
+    assert monitor.routes["/echo"].open == 3
+    for ws in sockets:
+        await ws.close()
 
 
 def test_metrics_go_into_the_registry_given() -> None:
