@@ -18,7 +18,6 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import aioendpoints
 from aioendpoints import WebSocket, WebSocketEndpoint, WebSocketRoutes, on_message
-from aioendpoints.monitoring import MONITOR_KEY
 from aioendpoints.observers import OBSERVER_KEY
 from aioendpoints.tracing import TracingObserver
 
@@ -397,7 +396,7 @@ async def test_a_peer_that_vanishes_mid_message_ends_its_span_quietly(
     server = await each_mode_server(app)
     client = await RawWebSocket.connect("127.0.0.1", server.port or 0, "/slow")
     client.send_text("wait")
-    await eventually(lambda: bool(app[MONITOR_KEY].records))
+    await eventually(lambda: len(app[aioendpoints.CONNECTIONS_KEY]) == 1)
     await asyncio.sleep(0.05)  # the handler is sleeping in on_receive
     client.reset()
     await eventually(lambda: len(exporter.get_finished_spans()) == 3, within=10)
