@@ -8,7 +8,7 @@ publishes delivers to its own members itself, so a backend only has to bring eve
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from .history import History, HistoryRead, Position
 from .presence import MemoryPresence, PresenceStore
@@ -69,6 +69,11 @@ class BroadcastBackend(ABC):
     #: Set by :class:`~aioendpoints.broadcast.Broadcast` before :meth:`start`: where a
     #: distributed backend delivers the messages of groups with history.
     history_receiver: HistoryReceiver | None = None
+    #: Set by :class:`~aioendpoints.broadcast.Broadcast` before :meth:`start`: awaited by a
+    #: distributed backend once a lost subscription is back, before it delivers anything
+    #: read after it, so that what groups with history published meanwhile is read back
+    #: from their histories and delivered first.
+    on_resubscribed: Callable[[], Awaitable[None]] | None = None
 
     async def append(
         self, group: str, data: bytes, history: History, *, exclusion: int = 0

@@ -160,6 +160,7 @@ class Broadcast:
     async def start(self) -> None:
         """Start the backend (connect to Redis)."""
         self.backend.history_receiver = self._receive_from_backend
+        self.backend.on_resubscribed = self._refill
         await self.backend.start(self._receive)
         self._presence = self.backend.presence_store()
         await self._presence.start()
@@ -538,6 +539,13 @@ class Broadcast:
     ) -> bool:
         if exclusion:
             exclude = self._exclusions.pop(exclusion, None)
+        delivered = self._delivered.get(group)
+        if (
+            delivered is not None
+            and position.offset <= delivered.offset
+            and position.epoch == delivered.epoch
+        ):
+            return False  # read back after a lost subscription, and now live again
         frame = server_frame(TEXT, envelope(group, position.epoch, position.offset, data))
         self._delivered[group] = position
         backlog = self._write(group, frame, exclude)
@@ -548,6 +556,39 @@ class Broadcast:
                     self._stop_joining(websocket, group)
                     self._members.setdefault(group, {})[websocket] = member.transport
         return backlog
+
+    async def _refill(self) -> None:
+        """Deliver what the history groups published while the subscription was lost.
+
+        Each group with local members is read from the last position delivered here; the
+        messages after it go out in order before any live one, which is then dropped when
+        the reading had it. A group whose epoch changed lost its history: its members see
+        the new epoch in the next live message, as after a Redis restart.
+        """
+        for group in [*self._members, *(g for g in self._joining if g not in self._members)]:
+            history = self.history_of(group)
+            since = self._delivered.get(group)
+            if since is None:
+                # Only members still joining, each skipping what it read itself.
+                latest = [m.latest for m in self._joining.get(group, {}).values() if m.latest]
+                since = min(latest, key=lambda position: position.offset, default=None)
+            if history is None or since is None:
+                continue
+            try:
+                read = await self.backend.read(group, history, since)
+            except Exception as error:
+                # Redis is gone again: the next reconnection reads back from here.
+                logger.warning(
+                    "Could not read back what the groups with history published while "
+                    "the subscription was lost (from group %r on): %s",
+                    group,
+                    error,
+                )
+                return
+            if read.latest.epoch != since.epoch:
+                continue
+            for offset, data in read.entries:
+                self._receive_positioned(group, Position(since.epoch, offset), data, 0)
 
     async def listen(self, channel: str, receive: Callable[[int, bytes], None]) -> None:
         """Have the messages other processes send on ``channel`` go to ``receive``.
