@@ -412,8 +412,8 @@ def render(figures: dict[str, dict[str, float]], kinds: list[str], scenarios: li
     widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
     rule = "  ".join("=" * width for width in widths)
     lines = [rule, "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), rule]
-    for row in cells:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    for cell_row in cells:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cell_row, widths, strict=True)).rstrip())
     lines.append(rule)
     return "\n".join(lines)
 
