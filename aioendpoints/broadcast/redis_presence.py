@@ -11,7 +11,6 @@ that stopped are gone after ``ttl`` seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -89,12 +88,27 @@ class RedisPresence(PresenceStore):
             self._refresher.cancel()
             await asyncio.gather(self._refresher, return_exceptions=True)
             self._refresher = None
-        for group in list(self._local):
-            processes, own = self._keys(group)
-            with contextlib.suppress(Exception):
-                await self._client.delete(own)
-                await self._client.zrem(processes, self._process)
+        groups = list(self._local)
         self._local.clear()
+        if not groups:
+            return
+        # One round trip for every group, so that a frozen Redis costs one command
+        # timeout, not two per group; what fails expires within ttl anyway.
+        pipeline = self._client.pipeline(transaction=False)
+        for group in groups:
+            processes, own = self._keys(group)
+            pipeline.delete(own)
+            pipeline.zrem(processes, self._process)
+        try:
+            await pipeline.execute(raise_on_error=False)
+        except Exception as error:
+            logger.warning(
+                "Could not take this process's presence out of %d group(s): %s "
+                "(it expires within %s s)",
+                len(groups),
+                error,
+                self.ttl,
+            )
 
     async def add(self, group: str, connection: str, data: bytes) -> None:
         """Write ``connection``'s entry, and refresh this process's others in ``group``."""

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 import aioendpoints
 from aioendpoints import WebSocket, WebSocketRoutes
+from tests.redis_server import RedisServer
 
 from .chat_app import make_app
 from .conftest import RECEIVE_TIMEOUT, ChatServers, receive_json
@@ -119,3 +122,57 @@ async def test_a_killed_process_is_dropped_within_the_presence_ttl(
         assert list((await aioendpoints.presence(observer, group)).values()) == [{"name": "doomed"}]
         os.kill(pid, signal.SIGKILL)
         assert await presence_until(observer, group, 0) == {}
+
+
+# Stopping --------------------------------------------------------------------------------
+
+#: Groups a process is listed in, in the stop tests.
+LISTED_GROUPS = 100
+
+
+async def listed_store(url: str, process: str, **options: Any) -> Any:
+    """A started RedisPresence of ``process``, listed in LISTED_GROUPS groups."""
+    from redis.asyncio import Redis
+
+    from aioendpoints.broadcast.redis_presence import RedisPresence
+
+    store = RedisPresence(Redis.from_url(url, **options), b"aioendpoints:0:", process)
+    await store.start()
+    for n in range(LISTED_GROUPS):
+        await store.add(f"stop:{process}:{n}", f"{process}-1", b'{"n":1}')
+    return store
+
+
+async def test_stop_takes_the_process_out_of_every_group(redis_url: str) -> None:
+    """A stopping process removes its entries of every group, and nobody else's."""
+    staying = await listed_store(redis_url, "staying")
+    leaving = await listed_store(redis_url, "leaving")
+    for n in range(LISTED_GROUPS):  # the staying process is in the leaving one's groups too
+        await staying.add(f"stop:leaving:{n}", "staying-2", b'{"n":2}')
+    await leaving.stop()
+    client = leaving._client
+    for n in range(LISTED_GROUPS):
+        assert await staying.members(f"stop:leaving:{n}") == {"staying-2": b'{"n":2}'}
+        processes, own = leaving._keys(f"stop:leaving:{n}")
+        assert await client.exists(own) == 0
+        assert await client.zscore(processes, "leaving") is None
+    await staying.stop()
+    await client.aclose()
+    await staying._client.aclose()
+
+
+async def test_stop_with_a_frozen_redis_waits_one_command_timeout(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With Redis frozen, stop() gives up after one command timeout for all its groups
+    (not one per group: 100 groups of 0.5 s each would be minutes) and says so."""
+    caplog.set_level(logging.WARNING, "aioendpoints.broadcast")
+    store = await listed_store(own_redis.url, "frozen", socket_timeout=0.5)
+    own_redis.pause()
+    try:
+        async with asyncio.timeout(30):  # one timeout, and redis-py's retries of it
+            await store.stop()
+    finally:
+        own_redis.resume()
+    assert f"presence out of {LISTED_GROUPS} group(s)" in caplog.text
+    await store._client.aclose()
