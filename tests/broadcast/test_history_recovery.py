@@ -117,9 +117,9 @@ async def publish_until_received(
         try:
             message = await member.receive(timeout=0.2)
         except TimeoutError:
-            continue  # published before the members' process had subscribed again: lost
+            continue  # lost (published before the members' process subscribed again) or late
         frame: dict[str, Any] = message.json()
-        assert frame["data"] == {"n": attempt}
+        assert frame["data"]["n"] in range(attempt + 1)  # a late one of an earlier attempt
         return frame
     pytest.fail("no message reached the member after Redis came back")
 

@@ -143,8 +143,8 @@ async def publish_until_received(
         try:
             message = await member.receive(timeout=0.2)
         except TimeoutError:
-            continue  # published before the members' process had subscribed again: lost
-        assert message.json()["n"] == attempt
+            continue  # lost (published before the members' process subscribed again) or late
+        assert message.json()["n"] in range(attempt + 1)  # a late one of an earlier attempt
         return
     pytest.fail("no message reached the member after Redis came back")
 
