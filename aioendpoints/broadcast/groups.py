@@ -141,9 +141,11 @@ class Broadcast:
         self._joining: dict[str, dict[WebSocket, Joining]] = {}
         # The position of the last message of each history group delivered in this process.
         self._delivered: dict[str, Position] = {}
-        # Publishers that excluded themselves, until their message comes back from Redis.
+        # Publishers that excluded themselves, until their message comes back from Redis,
+        # and the positions of those messages, once known, until then.
         self._exclusions: dict[int, WebSocket] = {}
         self._last_exclusion = 0
+        self._excluded_at: dict[tuple[str, Position], int] = {}
         # Presence: the store, this process's name in connection ids, the groups where each
         # member is listed, the members that get presence events, and pending removals.
         self._presence: PresenceStore | None = None
@@ -520,14 +522,22 @@ class Broadcast:
             return position
         # Every process, this one too, delivers in the order Redis numbered the messages.
         exclusion = 0
-        if exclude is not None:
+        if exclude is not None and (
+            exclude in self._members.get(group, ()) or exclude in self._joining.get(group, ())
+        ):
+            # Only for a member: the message comes back here, and takes the token out.
             self._last_exclusion = exclusion = self._last_exclusion + 1
             self._exclusions[exclusion] = exclude
         try:
-            return await self.backend.append(group, data, history, exclusion=exclusion)
+            position = await self.backend.append(group, data, history, exclusion=exclusion)
         except BaseException:
             self._exclusions.pop(exclusion, None)
             raise
+        if exclusion in self._exclusions:
+            # Not back yet: if the subscription is lost first, the message is read back
+            # from the history by its position, and so is its exclusion.
+            self._excluded_at[group, position] = exclusion
+        return position
 
     def _receive_positioned(
         self,
@@ -539,6 +549,12 @@ class Broadcast:
     ) -> bool:
         if exclusion:
             exclude = self._exclusions.pop(exclusion, None)
+            if self._excluded_at:
+                self._excluded_at.pop((group, position), None)
+        elif self._excluded_at:
+            exclusion = self._excluded_at.pop((group, position), 0)
+            if exclusion:  # published here, and read back after a lost subscription
+                exclude = self._exclusions.pop(exclusion, None)
         delivered = self._delivered.get(group)
         if (
             delivered is not None
@@ -586,9 +602,14 @@ class Broadcast:
                 )
                 return
             if read.latest.epoch != since.epoch:
+                self._forget_exclusions(group)  # their messages are not coming back
                 continue
             for offset, data in read.entries:
                 self._receive_positioned(group, Position(since.epoch, offset), data, 0)
+
+    def _forget_exclusions(self, group: str) -> None:
+        for key in [key for key in self._excluded_at if key[0] == group]:
+            self._exclusions.pop(self._excluded_at.pop(key), None)
 
     async def listen(self, channel: str, receive: Callable[[int, bytes], None]) -> None:
         """Have the messages other processes send on ``channel`` go to ``receive``.

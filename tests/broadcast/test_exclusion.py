@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -99,3 +100,29 @@ async def test_broadcast_of_takes_an_app_or_a_connection(aiohttp_client: Any) ->
     assert app is not None
     assert found == [broadcast_of(app)]
     assert isinstance(found[0], aioendpoints.Broadcast)
+
+
+async def test_excluding_a_non_member_from_a_redis_history_group_keeps_nothing(
+    redis_url: str, aiohttp_client: Any
+) -> None:
+    """A connection that is not a member, excluded from a publish to a Redis history group
+    that has no member here, leaves nothing behind (its message never comes back here)."""
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/")
+    async def outsider(ws: WebSocket) -> None:
+        await ws.accept()
+        async for text in ws:
+            await ws.publish(f"room:{text}", "hello", exclude=ws)
+            await ws.send("published")
+
+    app = web.Application()
+    aioendpoints.setup(app, broadcast=redis_url, history=aioendpoints.History(size=10, ttl=60))
+    app.add_routes(routes)
+    client = await aiohttp_client(app)
+    async with client.ws_connect("/") as ws:
+        for n in range(3):
+            await ws.send_str(f"{uuid.uuid4().hex}-{n}")
+            assert await ws.receive_str(timeout=RECEIVE_TIMEOUT) == "published"
+    hub = broadcast_of(app)
+    assert (hub._exclusions, hub._excluded_at) == ({}, {})

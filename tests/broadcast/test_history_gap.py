@@ -19,6 +19,7 @@ import pytest
 
 import aioendpoints
 from aioendpoints import Broadcast
+from aioendpoints.broadcast import broadcast_of
 from aioendpoints.broadcast.redis import RedisBackend
 from tests.redis_server import RedisServer
 
@@ -215,3 +216,29 @@ async def test_after_a_lost_history_the_gap_is_not_replayed(
         assert (frame["epoch"], frame["offset"], frame["data"]) == (live.epoch, 4, "live")
         assert frame["epoch"] != before["epoch"]
         await member.close()
+
+
+async def test_a_publisher_that_excluded_itself_during_the_gap_does_not_get_it(
+    own_redis: RedisServer, aiohttp_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A member that publishes with exclude_self while the subscription is lost does not
+    get its message when it is read back; the other members do."""
+    caplog.set_level(logging.WARNING, "aioendpoints.broadcast")
+    client = await aiohttp_client(members_app(own_redis.url, reconnect_delay=1.0))
+    async with asyncio.timeout(SCENARIO_TIMEOUT):
+        speaker, listener = [await join(client, ["room:a"]) for _ in range(2)]
+        assert await cut_subscriptions(own_redis.url) >= 1
+        for n in range(3):
+            await speaker.send_json(
+                {"publish": f"gap {n}", "group": "room:a", "exclude_self": True}
+            )
+        await wait_for_log(caplog, "restored after a gap")
+        await speaker.send_json({"publish": "live", "group": "room:a", "exclude_self": True})
+        heard = [(await receive_json(listener))["data"] for _ in range(4)]
+        assert heard == ["gap 0", "gap 1", "gap 2", "live"]
+        await listener.send_json({"publish": "to all", "group": "room:a"})
+        assert (await receive_json(speaker))["data"] == "to all"  # and none of its own
+        assert (await receive_json(listener))["data"] == "to all"
+        await speaker.close()
+        await listener.close()
+    assert not broadcast_of(client.app)._exclusions  # no token left behind
