@@ -12,7 +12,9 @@ With ``trace_messages`` (app-wide in :func:`~aioendpoints.setup`, or a route opt
 text or binary message received gets a span too, a child of the connection's: it starts
 when ``receive()`` returns the message and ends when the view asks for the next one (or
 the connection ends), and it is the current span meanwhile, so that the spans the view
-starts while handling the message are its children. Without it, nothing is done per message.
+starts while handling the message are its children. A connection whose trace is not
+sampled gets no message spans (they would not be sampled either), only its own span
+current while a message is handled. Without it, nothing is done per message.
 """
 
 from __future__ import annotations
@@ -58,30 +60,28 @@ class _ConnectionSpans:
 
     def __init__(self, connection: Span) -> None:
         self.connection = connection
-        #: The span of the message received last, until the view asks for the next one.
+        #: The span of the message received last, until the view asks for the next one
+        #: (the connection's own when its trace is not sampled).
         self.message: Span | None = None
         #: The context that was current before the message's span was made current.
         self.outer: Context | None = None
         #: What the view raised, if it raised.
         self.error: BaseException | None = None
 
-    def end_message(self) -> Span | None:
-        """End the message's span, if one is open, and make the context before it current.
-
-        Returns the span, ended, or ``None``.
-        """
+    def end_message(self) -> None:
+        """End the message's span, if one is open, and make the context before it current."""
         span = self.message
         if span is None:
-            return None
+            return
         self.message = None
-        span.end()
+        if span is not self.connection:
+            span.end()
         # Set back rather than detached with attach()'s token: the next receive may be
         # called from another task (a reader task of the view's), where the token does
         # not belong, and a failed detach is logged as an error.
         if self.outer is not None:
             otel_context.attach(self.outer)
             self.outer = None
-        return span
 
 
 class TracingObserver(ConnectionObserver):
@@ -160,7 +160,10 @@ class TracingObserver(ConnectionObserver):
         if trace_messages is None:
             trace_messages = self._trace_messages
         if trace_messages:
-            receive = self._traced_receive(route, spans, receive)
+            if spans.connection.is_recording():
+                receive = self._traced_receive(route, spans, receive)
+            else:
+                receive = _unsampled_receive(spans, receive)
         return receive, send
 
     def _traced_receive(
@@ -262,6 +265,41 @@ class TracingObserver(ConnectionObserver):
         if fault:
             span.set_status(Status(StatusCode.ERROR, "closed with 1011"))
         span.end()
+
+
+def _unsampled_receive(spans: _ConnectionSpans, receive: ReceiveMessage) -> ReceiveMessage:
+    """``receive`` for a connection whose trace is not sampled: no span per message.
+
+    With the SDK's parent-based sampling the messages' spans would not be sampled either;
+    not making them saves most of their cost. The connection's span is made current while
+    a message is handled instead, so that the view's own spans stay out of the trace too,
+    as they would under an unsampled message span.
+    """
+    connection = spans.connection
+    get_current = otel_context.get_current
+    attach = otel_context.attach
+    # The context around the messages is the same one each time (end_message() sets it
+    # back): the context made from it is kept rather than made again per message.
+    last_outer: Context | None = None
+    current: Context | None = None
+
+    async def unsampled() -> WSMessage:
+        nonlocal last_outer, current
+        if spans.message is not None:
+            spans.end_message()
+        message = await receive()
+        kind = message.type
+        if kind is _TEXT or kind is _BINARY:
+            outer = get_current()
+            if outer is not last_outer or current is None:
+                last_outer = outer
+                current = trace.set_span_in_context(connection, outer)
+            spans.message = connection
+            spans.outer = outer
+            attach(current)
+        return message
+
+    return unsampled
 
 
 def _record(span: Span, error: BaseException, fault: bool) -> None:

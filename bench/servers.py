@@ -58,6 +58,17 @@ KINDS: dict[str, Kind] = {
         ),
         Kind("function-metrics", "aioendpoints function view, metrics on", ("prometheus_client",)),
         Kind("function-auth", "aioendpoints function view, authenticate, expiring principal"),
+        Kind("function-tracing", "aioendpoints function view, tracing on", ("opentelemetry.sdk",)),
+        Kind(
+            "function-tracing-messages",
+            "aioendpoints function view, a span per message",
+            ("opentelemetry.sdk",),
+        ),
+        Kind(
+            "function-tracing-unsampled",
+            "aioendpoints function view, spans per message asked, trace not sampled",
+            ("opentelemetry.sdk",),
+        ),
         Kind("starlette", "Starlette + uvicorn", ("starlette", "uvicorn", "websockets")),
         Kind("websockets", "python-websockets", ("websockets",)),
     )
@@ -77,6 +88,9 @@ SCENARIO_ONLY_KINDS = frozenset(
         "function-redis-history",
         "function-metrics",
         "function-auth",
+        "function-tracing",
+        "function-tracing-messages",
+        "function-tracing-unsampled",
     }
 )
 
@@ -142,7 +156,9 @@ async def app_aiohttp_heartbeat() -> Any:
     return await app_aiohttp(heartbeat=20.0)
 
 
-async def app_function(*, metrics: bool = False, **options: Any) -> Any:
+async def app_function(
+    *, metrics: bool = False, setup_options: dict[str, Any] | None = None, **options: Any
+) -> Any:
     """aioendpoints function views, as the guide writes them (with the default options)."""
     from aiohttp import web
 
@@ -160,7 +176,7 @@ async def app_function(*, metrics: bool = False, **options: Any) -> Any:
     routes.add_websocket_route("/json", echo, value_type="json", **options)
     routes.add_websocket_route("/bytes", echo, value_type="bytes", **options)
     app = web.Application()
-    aioendpoints.setup(app, metrics=metrics)
+    aioendpoints.setup(app, metrics=metrics, **(setup_options or {}))
     app.add_routes(routes)
     return app
 
@@ -168,6 +184,33 @@ async def app_function(*, metrics: bool = False, **options: Any) -> Any:
 async def app_function_metrics() -> Any:
     """aioendpoints function views with Prometheus metrics on: every message counted."""
     return await app_function(metrics=True)
+
+
+async def app_function_tracing(*, trace_messages: bool = False, sampled: bool = True) -> Any:
+    """aioendpoints function views traced by the OpenTelemetry SDK, into an exporter that
+    drops every span: the figure is aioendpoints' and the SDK's cost, not an exporter's."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+    class Dropping(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider() if sampled else TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    provider.add_span_processor(SimpleSpanProcessor(Dropping()))
+    return await app_function(setup_options={"tracing": provider, "trace_messages": trace_messages})
+
+
+async def app_function_tracing_messages() -> Any:
+    """aioendpoints function views with a span per received message."""
+    return await app_function_tracing(trace_messages=True)
+
+
+async def app_function_tracing_unsampled() -> Any:
+    """aioendpoints function views asking for spans per message, on connections whose trace
+    the sampler leaves out (as most are under a ratio sampler)."""
+    return await app_function_tracing(trace_messages=True, sampled=False)
 
 
 async def app_function_auth() -> Any:
@@ -316,6 +359,9 @@ APPS: dict[str, Callable[[], Awaitable[Any]]] = {
     "function-bare": app_function_bare,
     "function-metrics": app_function_metrics,
     "function-auth": app_function_auth,
+    "function-tracing": app_function_tracing,
+    "function-tracing-messages": app_function_tracing_messages,
+    "function-tracing-unsampled": app_function_tracing_unsampled,
     "endpoint": app_endpoint,
 }
 #: The peers, which run their own servers.

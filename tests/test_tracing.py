@@ -276,6 +276,38 @@ async def test_an_endpoint_handles_each_message_inside_its_span() -> None:
     assert [span.get_span_context() for span in current] == [message.context]
 
 
+async def test_a_connection_whose_trace_is_not_sampled_keeps_its_messages_out() -> None:
+    """traceparent says not sampled: no span is exported, not even the view's own."""
+    exporter = InMemorySpanExporter()
+    provider = span_provider(exporter)  # parent-based sampling, the SDK's default
+    tracer = provider.get_tracer("the-app")
+    seen: list[trace.SpanContext] = []
+    routes = WebSocketRoutes()
+
+    @routes.websocket_route("/echo", value_type="text")
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        async for text in ws:
+            with tracer.start_as_current_span("handling") as span:
+                seen.append(span.get_span_context())
+                await ws.send(text)
+
+    app = web.Application()
+    aioendpoints.setup(app, tracing=provider, trace_messages=True)
+    app.add_routes(routes)
+    unsampled = f"00-{TRACE_ID}-{PARENT_ID}-00"
+    async with serving(app) as url, aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{url}/echo", headers={"traceparent": unsampled})
+        for text in ("one", "two"):
+            await ws.send_str(text)
+            assert await ws.receive_str(timeout=10) == text
+        await ws.close()
+        await eventually(lambda: not app[MONITOR_KEY].records)
+    assert [format(context.trace_id, "032x") for context in seen] == [TRACE_ID] * 2
+    assert not any(context.trace_flags.sampled for context in seen)
+    assert exporter.get_finished_spans() == ()
+
+
 class FailsOnBoom(WebSocketEndpoint):
     encoding = "text"
 

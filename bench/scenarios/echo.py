@@ -119,7 +119,13 @@ async def _binary(server: ServerProcess, settings: Settings) -> Figures:
 #: aioendpoints with its default heartbeat and send guard switched off.
 WITHOUT_DEFAULTS = ("aiohttp-heartbeat", "function-no-heartbeat", "function-bare")
 #: What the optional features cost per message when they are on.
-WITH_FEATURES = ("function-metrics", "function-auth")
+WITH_FEATURES = (
+    "function-metrics",
+    "function-auth",
+    "function-tracing",
+    "function-tracing-messages",
+    "function-tracing-unsampled",
+)
 
 register(
     Scenario(
