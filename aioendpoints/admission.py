@@ -7,6 +7,7 @@ from aiohttp import web
 from .auth.check import AUTH_KEY, AuthSettings
 from .options import RouteOptions
 from .origins import ALLOWED_ORIGINS_KEY, SAME_ORIGIN_ONLY
+from .request_keys import app_value
 
 __all__ = ["Admission"]
 
@@ -28,17 +29,12 @@ class Admission:
 
     async def admit(self, request: web.Request) -> None:
         """Refuse ``request`` with HTTP 401, 403 or 503, or count it in."""
-        config = request.config_dict
-        # `in` before reading: ChainMapProxy.get() raises and catches a KeyError per app for
-        # a missing key, and these two are missing in most applications.
-        auth = config[AUTH_KEY] if AUTH_KEY in config else None  # noqa: SIM401
+        auth = app_value(request, AUTH_KEY)
         if self._auth is not None:
             auth = self._auth.over(auth)
         if auth is not None:
             auth.mark(request)
-        origins = self._origins or (
-            config[ALLOWED_ORIGINS_KEY] if ALLOWED_ORIGINS_KEY in config else SAME_ORIGIN_ONLY  # noqa: SIM401
-        )
+        origins = self._origins or app_value(request, ALLOWED_ORIGINS_KEY) or SAME_ORIGIN_ONLY
         refusal = origins.refusal(request)
         if refusal is not None:
             raise web.HTTPForbidden(text=refusal)

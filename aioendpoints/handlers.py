@@ -28,6 +28,7 @@ from .options import RouteOptions, ValueType, WebSocketOptions
 from .params import ParamConverters, convert_params, converters_for
 from .refusals import http_error
 from .registry import CONNECTIONS_KEY
+from .request_keys import app_value
 from .websocket import WebSocket
 
 __all__ = ["Handler", "View", "check_view", "websocket_handler"]
@@ -135,13 +136,12 @@ def _connection(
     request: web.Request, options: RouteOptions, params: Mapping[str, Any] | None
 ) -> WebSocket:
     """The connection of ``request``, with the app's registry and observer, if any."""
-    config = request.config_dict
     return WebSocket(
         request,
         options,
         params,
-        registry=config.get(CONNECTIONS_KEY),
-        observer=config.get(OBSERVER_KEY),
+        registry=app_value(request, CONNECTIONS_KEY),
+        observer=app_value(request, OBSERVER_KEY),
     )
 
 
@@ -167,10 +167,10 @@ async def _serve(
     """The aiohttp handler of a route (``partial``-bound to it): admit, run, end.
 
     One coroutine for all of it, so that an open connection keeps no more frames than the
-    view's own.
+    view's own; it keeps few locals and calls few functions with many arguments, since its
+    frame (locals and value stack) is kept for as long as the connection is open.
     """
-    config = request.config_dict
-    observer = config.get(OBSERVER_KEY)
+    observer = app_value(request, OBSERVER_KEY)
     if observer is not None:
         observer.handshake(request)
     try:
@@ -192,20 +192,7 @@ async def _serve(
                     await running
                 except (Exception, asyncio.CancelledError) as raised:
                     error = raised
-                options = websocket.options
-                ending = ending_for(
-                    error,
-                    accepted=websocket.accepted,
-                    closed=(
-                        None
-                        if websocket.close_code is None
-                        else (websocket.close_code, websocket.close_reason)
-                    ),
-                    closed_here=websocket.closed_here,
-                    catches=options.catches,
-                    mapped=None if error is None else options.close_for(error),
-                )
-                await _carry_out(websocket, ending, error, view)
+                await _carry_out(websocket, error, view)
             finally:
                 if websocket.accepted:
                     await _release(websocket, on_disconnect, view, error)
@@ -222,10 +209,24 @@ async def _serve(
         raise
 
 
-async def _carry_out(
-    websocket: WebSocket, ending: Ending, error: BaseException | None, view: Any
-) -> None:
-    """Log the ending, then close, drop or refuse the connection as it says."""
+def _ending(websocket: WebSocket, error: BaseException | None) -> Ending:
+    """How the connection ends, now that its view has returned or raised ``error``."""
+    options = websocket.options
+    return ending_for(
+        error,
+        accepted=websocket.accepted,
+        closed=(
+            None if websocket.close_code is None else (websocket.close_code, websocket.close_reason)
+        ),
+        closed_here=websocket.closed_here,
+        catches=options.catches,
+        mapped=None if error is None else options.close_for(error),
+    )
+
+
+async def _carry_out(websocket: WebSocket, error: BaseException | None, view: Any) -> None:
+    """Log how the connection ends, then close, drop or refuse it as the ending says."""
+    ending = _ending(websocket, error)
     if ending.log_level:
         logger.log(
             ending.log_level,
@@ -255,14 +256,14 @@ async def _release(
     error: BaseException | None,
 ) -> None:
     """Forget an accepted connection that has ended, and tell whoever listens."""
-    config = websocket.request.config_dict
-    registry = config.get(CONNECTIONS_KEY)
+    request = websocket.request
+    registry = app_value(request, CONNECTIONS_KEY)
     if registry is not None:
         registry.discard(websocket)
-    hub = config.get(GROUP_HUB_KEY)
+    hub = app_value(request, GROUP_HUB_KEY)
     if hub is not None:
         hub.leave_all(websocket)
-    observer = config.get(OBSERVER_KEY)
+    observer = app_value(request, OBSERVER_KEY)
     if observer is not None:
         if error is not None:
             observer.raised(websocket, error)

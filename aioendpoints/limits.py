@@ -24,6 +24,7 @@ __all__ = [
     "ConnectionCounter",
     "RateLimit",
     "SendGuard",
+    "send_guard",
     "TokenBucket",
     "abort_later",
     "drop_transport",
@@ -88,20 +89,23 @@ class SendGuard:
 
     Sends that leave the buffer below its low-water mark cannot block, and go straight
     through; only the others are timed, so a fast reader costs one size check per send.
+    One guard serves every connection with the same limits (see :func:`send_guard`).
     """
 
-    __slots__ = ("_room", "_timeout", "_transport")
+    __slots__ = ("_limit", "_low", "_room", "_timeout")
 
-    def __init__(self, transport: asyncio.Transport, limit: int, timeout: float) -> None:
-        low, room = _marks(limit)
-        transport.set_write_buffer_limits(high=limit, low=low)
-        self._transport = transport
-        self._room = room
+    def __init__(self, limit: int, timeout: float) -> None:
+        self._limit = limit
+        self._low, self._room = _marks(limit)
         self._timeout = timeout
 
-    def fits(self, size: int) -> bool:
+    def watch(self, transport: asyncio.Transport) -> None:
+        """Set ``transport``'s buffer limits to those of the guard."""
+        transport.set_write_buffer_limits(high=self._limit, low=self._low)
+
+    def fits(self, transport: asyncio.Transport, size: int) -> bool:
         """Tell whether a payload of ``size`` bytes can be sent without waiting for the reader."""
-        return self._transport.get_write_buffer_size() + size < self._room
+        return transport.get_write_buffer_size() + size < self._room
 
     async def send(self, sending: Awaitable[None]) -> bool:
         """Await ``sending``; false when the reader did not make room within the timeout."""
@@ -111,6 +115,12 @@ class SendGuard:
         except TimeoutError:
             return False
         return True
+
+
+@functools.cache
+def send_guard(limit: int, timeout: float) -> SendGuard:
+    """The guard of a buffer ``limit`` and a send ``timeout``: one for all their connections."""
+    return SendGuard(limit, timeout)
 
 
 def room_for(transport: asyncio.Transport, size: int) -> bool:

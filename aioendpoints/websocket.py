@@ -35,6 +35,7 @@ from .limits import (
     TokenBucket,
     drop_transport,
     room_for,
+    send_guard,
 )
 from .observers import ConnectionObserver, MessageCounts, route_of
 from .options import RouteOptions, ValueType, check_value_type
@@ -46,6 +47,7 @@ from .request_keys import (
     PRINCIPAL_KEY,
     RECEIVE_FILTER_KEY,
     USER_ID_KEY,
+    app_value,
 )
 from .serialization import MessageCodec
 
@@ -113,27 +115,25 @@ class WebSocket:
         "_close_code",
         "_close_reason",
         "_closed_here",
-        "_codec",
         "_counts",
-        "_dumps",
         "_idle_deadline",
-        "_loads",
+        "_number",
         "_observer",
         "_opened_at",
         "_options",
         "_phase",
         "_rate_limit",
         "_receive_frame",
+        "_receive_from",
         "_receive_json",
         "_receive_message",
-        "_receive_type",
         "_registry",
         "_send_frame",
         "_send_guard",
         "_send_kind",
-        "_send_type",
+        "_send_to",
         "_state",
-        "id",
+        "_transport",
         "path_params",
         "request",
         "response",
@@ -167,23 +167,26 @@ class WebSocket:
         # Where accept() registers the connection, and who hears of it: app-wide parts.
         self._registry = registry
         self._observer = observer
-        #: A short id, unique in this process, that log records about the connection carry.
-        self.id = format(_next_id(), "x")
+        # The id's number: an int takes less than the str of its hex digits.
+        self._number = _next_id()
         #: Whom the connection belongs to: the principal's id when the route authenticates
         #: (see :mod:`aioendpoints.auth`), else as the application tags it
         #: (``ws.user = "alice"``); :func:`aioendpoints.send_to_user` and
         #: :func:`aioendpoints.disconnect` find it by this.
         self.user: str | None = request.get(USER_ID_KEY)
-        self._dumps = self._options.dumps
-        self._loads = self._options.loads
-        self._codec = self._options.codec
-        # The response's bound methods, taken once in accept() rather than per message.
-        self._receive_message: Callable[[], Awaitable[WSMessage]] = _not_accepted
-        self._send_frame: Callable[[_Payload, WSMsgType], Awaitable[None]] = _not_accepted
+        # What the per-message paths call, chosen once in accept(): a function and what it
+        # is called on (the response's own methods, or a limit's), rather than a bound
+        # method, which would be one more object per connection.
+        self._receive_message: Callable[[Any], Awaitable[WSMessage]] = _not_accepted
+        self._receive_from: Any = None
+        self._send_frame: Callable[[Any, _Payload, WSMsgType], Awaitable[None]] = _not_accepted
+        self._send_to: Any = None
         # Limits that cost something per message are set up by accept(), and only when
         # the route configures them.
         self._rate_limit: TokenBucket | None = None
         self._send_guard: SendGuard | None = None
+        # The transport the send guard watches (the request's, kept for the per-send check).
+        self._transport: asyncio.Transport | None = None
         self._auth_timer: asyncio.TimerHandle | None = None
         # When the pending receive() gives up for idle_timeout; control frames do not move it.
         self._idle_deadline: float | None = None
@@ -196,6 +199,11 @@ class WebSocket:
         self.receive_type = self._options.receive_type
         self.send_type = self._options.send_type
 
+    @property
+    def id(self) -> str:
+        """A short id, unique in this process, that log records about the connection carry."""
+        return format(self._number, "x")
+
     def __repr__(self) -> str:
         phase = ("connecting", "open", "closed")[self._phase]
         return f"<WebSocket {self.id} {self.request.path} {phase}>"
@@ -205,30 +213,35 @@ class WebSocket:
     @property
     def receive_type(self) -> ValueType:
         """What :meth:`receive` returns: ``"text"``, ``"bytes"`` or ``"json"``."""
-        return self._receive_type
+        if self._receive_json:
+            return "json"
+        return "bytes" if self._receive_frame is _BINARY else "text"
 
     @receive_type.setter
     def receive_type(self, value: ValueType) -> None:
-        self._receive_type = check_value_type(value, "receive_type")
-        # Chosen once here so that receive() does not look the value type up per message.
+        check_value_type(value, "receive_type")
+        # Only what receive() tests per message is kept (the name is derived from it): one
+        # slot less per connection, and no lookup per message.
         self._receive_frame = _BINARY if value == "bytes" else _TEXT
         self._receive_json = value == "json"
 
     @property
     def send_type(self) -> ValueType:
         """What :meth:`send` takes: ``"text"``, ``"bytes"`` or ``"json"``."""
-        return self._send_type
+        kind = self._send_kind
+        return "json" if kind is None else "bytes" if kind is _BINARY else "text"
 
     @send_type.setter
     def send_type(self, value: ValueType) -> None:
-        self._send_type = check_value_type(value, "send_type")
+        check_value_type(value, "send_type")
         # Chosen once here so that send() does not compare strings per message.
         self._send_kind = _SEND_KINDS[value]
 
     @property
     def value_type(self) -> ValueType | None:
         """The value type of both directions, or ``None`` when they differ; settable."""
-        return self._receive_type if self._receive_type == self._send_type else None
+        receive_type = self.receive_type
+        return receive_type if receive_type == self.send_type else None
 
     @value_type.setter
     def value_type(self, value: ValueType) -> None:
@@ -238,7 +251,7 @@ class WebSocket:
     @property
     def message_codec(self) -> MessageCodec | None:
         """The route's typed messages (see :mod:`aioendpoints.messages`), or ``None``."""
-        return self._codec
+        return self._options.codec
 
     # The handshake request ---------------------------------------------------------------
 
@@ -274,7 +287,7 @@ class WebSocket:
     @property
     def groups(self) -> tuple[str, ...]:
         """The groups this connection has joined."""
-        hub = self.request.config_dict.get(GROUP_HUB_KEY)
+        hub = app_value(self.request, GROUP_HUB_KEY)
         return () if hub is None else hub.groups_of(self)
 
     @property
@@ -418,23 +431,40 @@ class WebSocket:
         if self._registry is not None:
             self._registry.add(self)
         self._start_limits()
-        # The per-message paths call these directly: the response's own methods, unless a
-        # limit that the route configures has to see each message.
+        # The per-message paths call the response's own methods, unless a limit that the
+        # route configures has to see each message.
         if self._rate_limit is not None or options.idle_timeout is not None:
-            self._receive_message = self._limited_receive
+            self._receive_message, self._receive_from = WebSocket._limited_receive, self
         else:
-            self._receive_message = response.receive
+            self._receive_message, self._receive_from = web.WebSocketResponse.receive, response
         if self._send_guard is not None:
-            self._send_frame = self._guarded_send_frame
+            self._send_frame, self._send_to = WebSocket._guarded_send_frame, self
         else:
-            self._send_frame = response.send_frame  # type: ignore[assignment]
+            self._send_frame = web.WebSocketResponse.send_frame  # type: ignore[assignment]
+            self._send_to = response
         receive_filter: ReceiveFilter | None = self.request.get(RECEIVE_FILTER_KEY)
         if receive_filter is not None:
-            self._receive_message = receive_filter(self, self._receive_message)
+            self._receive_through(receive_filter(self, self._bound_receive()))
         if self._observer is not None:
-            self._receive_message, self._send_frame = self._observer.opened(
-                self, self._receive_message, self._send_frame
-            )
+            receive, send = self._bound_receive(), self._bound_send()
+            observed_receive, observed_send = self._observer.opened(self, receive, send)
+            if observed_receive is not receive:
+                self._receive_through(observed_receive)
+            if observed_send is not send:
+                self._send_frame, self._send_to = _call_send, observed_send
+
+    def _bound_receive(self) -> Callable[[], Awaitable[WSMessage]]:
+        """What the per-message paths receive with, as one callable, for a feature to wrap."""
+        if self._receive_message is _call_receive:
+            return self._receive_from  # type: ignore[no-any-return]
+        return functools.partial(self._receive_message, self._receive_from)
+
+    def _bound_send(self) -> Callable[[_Payload, WSMsgType], Awaitable[None]]:
+        """What the per-message paths send with, as one callable, for a feature to wrap."""
+        return functools.partial(self._send_frame, self._send_to)
+
+    def _receive_through(self, receive: Callable[[], Awaitable[WSMessage]]) -> None:
+        self._receive_message, self._receive_from = _call_receive, receive
 
     def authenticated(self) -> None:
         """Tell the connection that the peer has authenticated, in time for ``auth_timeout``.
@@ -453,9 +483,11 @@ class WebSocket:
         transport = self.request.transport
         if transport is not None:
             if options.send_timeout is not None:
-                self._send_guard = SendGuard(
-                    transport, options.write_buffer_limit, options.send_timeout
+                guard = self._send_guard = send_guard(
+                    options.write_buffer_limit, options.send_timeout
                 )
+                guard.watch(transport)
+                self._transport = transport
             else:
                 transport.set_write_buffer_limits(high=options.write_buffer_limit)
         if options.rate_limit is not None:
@@ -515,8 +547,9 @@ class WebSocket:
         guard = self._send_guard
         assert self.response is not None
         assert guard is not None
+        assert self._transport is not None
         sending = self.response.send_frame(payload, kind)  # type: ignore[arg-type]
-        if guard.fits(len(payload)):
+        if guard.fits(self._transport, len(payload)):
             return sending
         return self._send_or_drop(guard, sending)
 
@@ -578,7 +611,9 @@ class WebSocket:
         if self._phase != _OPEN:
             raise self._not_open()
         message = await (
-            self._receive_message() if timeout is None else self._receive_within(timeout)
+            self._receive_message(self._receive_from)
+            if timeout is None
+            else self._receive_within(timeout)
         )
         if message.type is not self._receive_frame:
             message = await self._next_data(message, self._receive_frame, timeout)
@@ -590,9 +625,9 @@ class WebSocket:
             )
         if self._receive_json:
             try:
-                return self._loads(data)
+                return self._options.loads(data)
             except ValueError as error:
-                if self._codec is not None:
+                if self._options.codec is not None:
                     return await self._receive_after_invalid(data, error)
                 raise InvalidData(reason="invalid JSON") from error
         return data
@@ -605,7 +640,9 @@ class WebSocket:
         if self._phase != _OPEN:
             raise self._not_open()
         message = await (
-            self._receive_message() if timeout is None else self._receive_within(timeout)
+            self._receive_message(self._receive_from)
+            if timeout is None
+            else self._receive_within(timeout)
         )
         if message.type is not _TEXT:
             message = await self._next_data(message, _TEXT, timeout)
@@ -623,7 +660,9 @@ class WebSocket:
         if self._phase != _OPEN:
             raise self._not_open()
         message = await (
-            self._receive_message() if timeout is None else self._receive_within(timeout)
+            self._receive_message(self._receive_from)
+            if timeout is None
+            else self._receive_within(timeout)
         )
         if message.type is not _BINARY:
             message = await self._next_data(message, _BINARY, timeout)
@@ -641,7 +680,9 @@ class WebSocket:
         if self._phase != _OPEN:
             raise self._not_open()
         message = await (
-            self._receive_message() if timeout is None else self._receive_within(timeout)
+            self._receive_message(self._receive_from)
+            if timeout is None
+            else self._receive_within(timeout)
         )
         if message.type is not _TEXT:
             message = await self._next_data(message, _TEXT, timeout)
@@ -650,9 +691,9 @@ class WebSocket:
             self._counts.messages_received += 1
             self._counts.bytes_received += len(data) if data.isascii() else len(data.encode())
         try:
-            return self._loads(data)
+            return self._options.loads(data)
         except ValueError as error:
-            if self._codec is not None:
+            if self._options.codec is not None:
                 return await self._receive_after_invalid(data, error)
             raise InvalidData(reason="invalid JSON") from error
 
@@ -660,7 +701,7 @@ class WebSocket:
         """The next message, or :class:`TimeoutError` after ``timeout`` seconds."""
         try:
             async with asyncio.timeout(timeout):
-                return await self._receive_message()
+                return await self._receive_message(self._receive_from)
         except TimeoutError:
             raise TimeoutError(f"no message within {timeout:g} s") from None
 
@@ -698,7 +739,7 @@ class WebSocket:
         Raises :class:`InvalidData` (close code 1007) when it is not JSON.
         """
         try:
-            return self._loads(message)
+            return self._options.loads(message)
         except ValueError as error:
             raise InvalidData(reason="invalid JSON") from error
 
@@ -710,7 +751,9 @@ class WebSocket:
         if self._phase != _OPEN:
             raise self._not_open()
         message = await (
-            self._receive_message() if timeout is None else self._receive_within(timeout)
+            self._receive_message(self._receive_from)
+            if timeout is None
+            else self._receive_within(timeout)
         )
         kind = message.type
         if kind is not _TEXT and kind is not _BINARY:
@@ -731,7 +774,7 @@ class WebSocket:
         # receive(), inlined: see the note above receive().
         if self._phase != _OPEN:
             raise self._stop_or_raise(self._not_open())
-        message = await self._receive_message()
+        message = await self._receive_message(self._receive_from)
         if message.type is not self._receive_frame:
             try:
                 message = await self._next_data(message, self._receive_frame)
@@ -745,9 +788,9 @@ class WebSocket:
             )
         if self._receive_json:
             try:
-                return self._loads(data)
+                return self._options.loads(data)
             except ValueError as error:
-                if self._codec is not None:
+                if self._options.codec is not None:
                     try:
                         return await self._receive_after_invalid(data, error)
                     except WebSocketDisconnect as disconnect:
@@ -775,7 +818,9 @@ class WebSocket:
                     return message
                 raise await self._receive_failure(message, expected)
             message = await (
-                self._receive_message() if timeout is None else self._receive_within(timeout)
+                self._receive_message(self._receive_from)
+                if timeout is None
+                else self._receive_within(timeout)
             )
             if message.type is expected:
                 return message
@@ -798,7 +843,7 @@ class WebSocket:
         An invalid message is the client's mistake, not a fault of the server: it is
         logged at debug level, without a traceback.
         """
-        codec = self._codec
+        codec = self._options.codec
         assert codec is not None
         while True:
             reply, description = codec.invalid(data, error)
@@ -806,7 +851,7 @@ class WebSocket:
             if codec.close_invalid:
                 raise InvalidData(reason=description) from None
             await self.send_json(reply)
-            message = await self._receive_message()
+            message = await self._receive_message(self._receive_from)
             if message.type is not _TEXT:
                 message = await self._next_data(message, _TEXT)
             data = message.data
@@ -814,7 +859,7 @@ class WebSocket:
                 self._counts.messages_received += 1
                 self._counts.bytes_received += len(data) if data.isascii() else len(data.encode())
             try:
-                return self._loads(data)
+                return self._options.loads(data)
             except ValueError as next_error:
                 error = next_error
 
@@ -945,7 +990,7 @@ class WebSocket:
                 raise TypeError(_send_type_error("bytes", "bytes", value))
             payload = value
         else:
-            encoded = self._dumps(value)
+            encoded = self._options.dumps(value)
             payload = encoded.encode() if isinstance(encoded, str) else encoded
             kind = _TEXT
         if self._phase != _OPEN:
@@ -954,7 +999,7 @@ class WebSocket:
             self._counts.messages_sent += 1
             self._counts.bytes_sent += len(payload)
         try:
-            await self._send_frame(payload, kind)
+            await self._send_frame(self._send_to, payload, kind)
         except ConnectionError:
             raise self._dropped() from None
 
@@ -969,7 +1014,7 @@ class WebSocket:
             self._counts.messages_sent += 1
             self._counts.bytes_sent += len(payload)
         try:
-            await self._send_frame(payload, _TEXT)
+            await self._send_frame(self._send_to, payload, _TEXT)
         except ConnectionError:
             raise self._dropped() from None
 
@@ -983,13 +1028,13 @@ class WebSocket:
             self._counts.messages_sent += 1
             self._counts.bytes_sent += len(data)
         try:
-            await self._send_frame(data, _BINARY)
+            await self._send_frame(self._send_to, data, _BINARY)
         except ConnectionError:
             raise self._dropped() from None
 
     async def send_json(self, value: Any) -> None:
         """Send ``value`` encoded as JSON in a text frame."""
-        encoded = self._dumps(value)
+        encoded = self._options.dumps(value)
         if self._phase != _OPEN:
             raise self._not_open()
         # bytes from orjson go out as they are: no decode and encode again.
@@ -998,7 +1043,7 @@ class WebSocket:
             self._counts.messages_sent += 1
             self._counts.bytes_sent += len(payload)
         try:
-            await self._send_frame(payload, _TEXT)
+            await self._send_frame(self._send_to, payload, _TEXT)
         except ConnectionError:
             raise self._dropped() from None
 
@@ -1064,7 +1109,7 @@ class WebSocket:
         return await self._group_hub().publish(group, message, exclude=exclude, publisher=self)
 
     def _group_hub(self) -> GroupHub[WebSocket]:
-        hub = self.request.config_dict.get(GROUP_HUB_KEY)
+        hub = app_value(self.request, GROUP_HUB_KEY)
         if hub is None:
             raise RuntimeError(
                 f"{self.app!r} has no groups: call aioendpoints.setup(app) before using them"
@@ -1158,6 +1203,18 @@ _SEND_KINDS: dict[str, WSMsgType | None] = {"text": _TEXT, "bytes": _BINARY, "js
 
 
 _next_id = itertools.count(1).__next__
+
+
+def _call_receive(receive: Callable[[], Awaitable[WSMessage]]) -> Awaitable[WSMessage]:
+    """Receive through a feature's callable (a wrapper given by a receive filter or observer)."""
+    return receive()
+
+
+def _call_send(
+    send: Callable[[_Payload, WSMsgType], Awaitable[None]], payload: _Payload, kind: WSMsgType
+) -> Awaitable[None]:
+    """Send through a feature's callable (a wrapper given by an observer)."""
+    return send(payload, kind)
 
 
 async def _not_accepted(*args: object) -> Any:

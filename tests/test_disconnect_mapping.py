@@ -49,7 +49,8 @@ def open_websocket(message: WSMessage) -> WebSocket:
     websocket = WebSocket(make_mocked_request("GET", "/", transport=IdleTransport()))
     response = FakeResponse(message)
     websocket.response = response  # type: ignore[assignment]
-    websocket._receive_message = response.receive
+    websocket._receive_message = FakeResponse.receive
+    websocket._receive_from = response
     websocket._phase = 1  # open, as after accept()
     return websocket
 

@@ -17,16 +17,24 @@ from aioendpoints.monitoring import MONITOR_KEY
 from .helpers import eventually
 
 
-def echo_app(**setup_options: Any) -> tuple[web.Application, list[tuple[WebSocket, Any, Any]]]:
+def echo_app(**setup_options: Any) -> tuple[web.Application, list[tuple[WebSocket, bool, bool]]]:
     """An echo app that notes, per connection, the callables its messages go through."""
-    seen: list[tuple[WebSocket, Any, Any]] = []
+    seen: list[tuple[WebSocket, bool, bool]] = []
     routes = WebSocketRoutes()
 
     @routes.websocket_route("/echo", send_timeout=None)
     async def echo(ws: WebSocket) -> None:
         await ws.accept()
         assert ws.response is not None
-        seen.append((ws, ws._receive_message == ws.response.receive, ws._send_frame))
+        receives_directly = (ws._receive_message, ws._receive_from) == (
+            web.WebSocketResponse.receive,
+            ws.response,
+        )
+        sends_directly = (ws._send_frame, ws._send_to) == (
+            web.WebSocketResponse.send_frame,
+            ws.response,
+        )
+        seen.append((ws, receives_directly, sends_directly))
         async for message in ws:
             await ws.send(message)
 
@@ -43,9 +51,9 @@ async def test_without_metrics_messages_go_straight_to_aiohttp(aiohttp_client: A
     ws = await client.ws_connect("/echo")
     await ws.send_str("hi")
     assert await ws.receive_str(timeout=5) == "hi"
-    ((connection, receives_directly, send_frame),) = seen
+    ((connection, receives_directly, sends_directly),) = seen
     assert receives_directly
-    assert getattr(send_frame, "__self__", None) is not None  # the response's bound method
+    assert sends_directly
     assert connection.message_counts is None
     await ws.close()
 
@@ -58,9 +66,9 @@ async def test_with_metrics_each_connection_counts_its_messages(aiohttp_client: 
     for text in ("one", "two"):
         await ws.send_str(text)
         assert await ws.receive_str(timeout=5) == text
-    ((connection, receives_directly, send_frame),) = seen
+    ((connection, receives_directly, sends_directly),) = seen
     assert receives_directly
-    assert getattr(send_frame, "__self__", None) is not None
+    assert sends_directly
     counts = connection.message_counts
     assert counts is not None
     assert (counts.messages_received, counts.bytes_received) == (2, 6)

@@ -455,7 +455,9 @@ def receive_paths_app(
     async def echo(ws: WebSocket) -> None:
         await ws.accept()
         assert ws.response is not None
-        direct.append(ws._receive_message == ws.response.receive)
+        direct.append(
+            (ws._receive_message, ws._receive_from) == (web.WebSocketResponse.receive, ws.response)
+        )
         async for message in ws:
             await ws.send(message)
 

@@ -21,7 +21,7 @@ from aiohttp import web
 from ..close_codes import CloseCode
 from ..exceptions import WebSocketDisconnect
 from ..group_hub import GROUP_HUB_KEY, check_group_name
-from ..request_keys import GROUP_CHECK_KEY
+from ..request_keys import GROUP_CHECK_KEY, app_value
 from ..serialization import JSONDumps, default_dumps
 from .backend import BroadcastBackend
 from .frames import TEXT, Message, encode_message, server_frame
@@ -731,7 +731,7 @@ def broadcast_of(owner: web.Application | WebSocket) -> Broadcast:
     if isinstance(owner, web.Application):
         hub = owner.get(BROADCAST_KEY)
     else:
-        hub = owner.request.config_dict.get(BROADCAST_KEY)
+        hub = app_value(owner.request, BROADCAST_KEY)
     if hub is None:
         raise RuntimeError(
             f"{owner!r} has no groups: call aioendpoints.setup(app) before using them"

@@ -13,6 +13,7 @@ from typing import Any, TypeVar, overload
 from ..endpoints import MESSAGE_HANDLER_MARK, WebSocketEndpoint
 from ..exceptions import WebSocketClose, WebSocketDisconnect
 from ..observers import OBSERVER_KEY
+from ..request_keys import app_value
 from .codecs import _kind_of, message_classes, message_kind, msgspec_decoder
 
 __all__ = ["MessageRejected", "on_message"]
@@ -107,7 +108,7 @@ class Router:
             logger.exception(
                 "Error in %s.%s handling request %r", self._owner, handler.__name__, request_id
             )
-            observer = websocket.request.config_dict.get(OBSERVER_KEY)
+            observer = app_value(websocket.request, OBSERVER_KEY)
             if observer is not None:
                 observer.failed(websocket, error)
             await websocket.send(codec.error("internal server error", request_id))
