@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from functools import partial
 from typing import Any, Unpack
@@ -74,7 +75,7 @@ def websocket_handler(view: View, /, **options: Unpack[WebSocketOptions]) -> Han
         converters, takes_any = converters_for(view)
         route_options = RouteOptions.from_options(options)
         start = _function_start(view, route_options, converters, takes_any)
-    admitted = _named(partial(_serve, start, Admission(route_options), view), view)
+    admitted = _named(partial(_serve, _Route(start, Admission(route_options), view)), view)
     # What the route serves, for descriptions of the app such as its AsyncAPI document.
     admitted.websocket_view = view  # type: ignore[attr-defined]
     admitted.websocket_options = route_options  # type: ignore[attr-defined]
@@ -135,14 +136,8 @@ def _function_start(
 def _connection(
     request: web.Request, options: RouteOptions, params: Mapping[str, Any] | None
 ) -> WebSocket:
-    """The connection of ``request``, with the app's registry and observer, if any."""
-    return WebSocket(
-        request,
-        options,
-        params,
-        registry=app_value(request, CONNECTIONS_KEY),
-        observer=app_value(request, OBSERVER_KEY),
-    )
+    """The connection of ``request``."""
+    return WebSocket(request, options, params)
 
 
 def _named(handler: partial[Coroutine[Any, Any, web.StreamResponse]], view: Any) -> Handler:
@@ -161,25 +156,32 @@ def _require_upgrade(request: web.Request) -> None:
         )
 
 
-async def _serve(
-    start: _Start, admission: Admission, view: Any, request: web.Request
-) -> web.StreamResponse:
+class _Route:
+    """What a route's handler serves: how its connections start, its admission, its view."""
+
+    __slots__ = ("admission", "start", "view")
+
+    def __init__(self, start: _Start, admission: Admission, view: Any) -> None:
+        self.start = start
+        self.admission = admission
+        self.view = view
+
+
+async def _serve(route: _Route, request: web.Request) -> web.StreamResponse:
     """The aiohttp handler of a route (``partial``-bound to it): admit, run, end.
 
     One coroutine for all of it, so that an open connection keeps no more frames than the
     view's own; it keeps few locals and calls few functions with many arguments, since its
     frame (locals and value stack) is kept for as long as the connection is open.
     """
-    observer = app_value(request, OBSERVER_KEY)
-    if observer is not None:
-        observer.handshake(request)
+    _observe_handshake(request)
     try:
-        await admission.admit(request)
+        await route.admission.admit(request)
         try:
             _require_upgrade(request)
-            websocket, running, on_disconnect = start(request)
+            websocket, running, on_disconnect = route.start(request)
         except BaseException:
-            admission.release(request)
+            route.admission.release(request)
             raise
         try:
             # Every record logged while serving the connection carries its id and route. Set
@@ -190,23 +192,37 @@ async def _serve(
             try:
                 try:
                     await running
-                except (Exception, asyncio.CancelledError) as raised:
-                    error = raised
-                await _carry_out(websocket, error, view)
+                except (Exception, asyncio.CancelledError):
+                    # Not "as": that name would be one more slot in this long-lived frame.
+                    error = sys.exc_info()[1]
+                await _carry_out(websocket, error, route.view)
             finally:
                 if websocket.accepted:
-                    await _release(websocket, on_disconnect, view, error)
+                    await _release(websocket, on_disconnect, route.view, error)
                 connection_context.set(outer)
             assert websocket.response is not None
             return websocket.response
         finally:
-            admission.release(request)
-    except web.HTTPException as refused:
+            route.admission.release(request)
+    except web.HTTPException:
         # Once the handshake is accepted, the view runner answers everything with a close
         # frame: an HTTP error that gets here refused the handshake.
-        if observer is not None:
-            observer.refused(request, refused.status)
+        _observe_refusal(request)
         raise
+
+
+def _observe_handshake(request: web.Request) -> None:
+    observer = app_value(request, OBSERVER_KEY)
+    if observer is not None:
+        observer.handshake(request)
+
+
+def _observe_refusal(request: web.Request) -> None:
+    """Tell the observer of the refusal being raised (called in its ``except`` block)."""
+    observer = app_value(request, OBSERVER_KEY)
+    refusal = sys.exc_info()[1]
+    if observer is not None and isinstance(refusal, web.HTTPException):
+        observer.refused(request, refusal.status)
 
 
 def _ending(websocket: WebSocket, error: BaseException | None) -> Ending:

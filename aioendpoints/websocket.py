@@ -11,7 +11,7 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from types import SimpleNamespace, TracebackType
-from typing import Any, NamedTuple, NoReturn, Protocol
+from typing import Any, NamedTuple, NoReturn
 
 from aiohttp import WebSocketError, WSMessage, WSMsgType, hdrs, web
 from multidict import CIMultiDictProxy, MultiMapping
@@ -37,11 +37,12 @@ from .limits import (
     room_for,
     send_guard,
 )
-from .observers import ConnectionObserver, MessageCounts, route_of
+from .observers import OBSERVER_KEY, MessageCounts, route_of
 from .options import RouteOptions, ValueType, check_value_type
 from .params import NO_PARAMS
 from .policy import peer_close_reply
 from .refusals import http_error
+from .registry import CONNECTIONS_KEY
 from .request_keys import (
     HIDDEN_SUBPROTOCOLS_KEY,
     PRINCIPAL_KEY,
@@ -86,13 +87,6 @@ ReceiveFilter = Callable[
 ]
 
 
-class ConnectionSet(Protocol):
-    """Where :meth:`WebSocket.accept` registers its connection: the app's registry."""
-
-    def add(self, websocket: WebSocket, /) -> None:
-        """Register an accepted connection."""
-
-
 class Address(NamedTuple):
     """The peer's address: host and port."""
 
@@ -118,7 +112,6 @@ class WebSocket:
         "_counts",
         "_idle_deadline",
         "_number",
-        "_observer",
         "_opened_at",
         "_options",
         "_phase",
@@ -127,7 +120,6 @@ class WebSocket:
         "_receive_from",
         "_receive_json",
         "_receive_message",
-        "_registry",
         "_send_frame",
         "_send_guard",
         "_send_kind",
@@ -145,9 +137,6 @@ class WebSocket:
         request: web.Request,
         options: RouteOptions | None = None,
         path_params: Mapping[str, Any] | None = None,
-        *,
-        registry: ConnectionSet | None = None,
-        observer: ConnectionObserver | None = None,
     ) -> None:
         #: The aiohttp request of the handshake.
         self.request = request
@@ -164,9 +153,6 @@ class WebSocket:
         self._close_code: int | None = None
         self._close_reason = ""
         self._state: SimpleNamespace | None = None
-        # Where accept() registers the connection, and who hears of it: app-wide parts.
-        self._registry = registry
-        self._observer = observer
         # The id's number: an int takes less than the str of its hex digits.
         self._number = _next_id()
         #: Whom the connection belongs to: the principal's id when the route authenticates
@@ -428,8 +414,11 @@ class WebSocket:
         if keepalive:
             assert heartbeat is not None
             watch(self.request, heartbeat)
-        if self._registry is not None:
-            self._registry.add(self)
+        # Where the connection is registered, and who hears of it: app-wide parts, looked
+        # up now rather than kept by each connection.
+        registry = app_value(self.request, CONNECTIONS_KEY)
+        if registry is not None:
+            registry.add(self)
         self._start_limits()
         # The per-message paths call the response's own methods, unless a limit that the
         # route configures has to see each message.
@@ -445,9 +434,10 @@ class WebSocket:
         receive_filter: ReceiveFilter | None = self.request.get(RECEIVE_FILTER_KEY)
         if receive_filter is not None:
             self._receive_through(receive_filter(self, self._bound_receive()))
-        if self._observer is not None:
+        observer = app_value(self.request, OBSERVER_KEY)
+        if observer is not None:
             receive, send = self._bound_receive(), self._bound_send()
-            observed_receive, observed_send = self._observer.opened(self, receive, send)
+            observed_receive, observed_send = observer.opened(self, receive, send)
             if observed_receive is not receive:
                 self._receive_through(observed_receive)
             if observed_send is not send:
