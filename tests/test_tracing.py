@@ -223,12 +223,15 @@ async def test_spans_the_view_starts_are_children_of_the_message_span() -> None:
     tracer = provider.get_tracer("the-app")
     routes = WebSocketRoutes()
 
+    after: list[trace.Span] = []
+
     @routes.websocket_route("/lookup", value_type="text")
     async def lookup(ws: WebSocket) -> None:
         await ws.accept()
         async for text in ws:
             with tracer.start_as_current_span(f"lookup {text}"):
                 await ws.send(text.upper())
+        after.append(trace.get_current_span())
 
     app = web.Application()
     aioendpoints.setup(app, tracing=provider, trace_messages=True)
@@ -245,6 +248,7 @@ async def test_spans_the_view_starts_are_children_of_the_message_span() -> None:
     assert child_of(by_name(spans, "lookup a"), first)
     assert child_of(by_name(spans, "lookup b"), second)
     assert (first.end_time or 0) >= (by_name(spans, "lookup a").end_time or 0)
+    assert after == [trace.INVALID_SPAN]  # once the messages are handled, none is current
 
 
 async def test_an_endpoint_handles_each_message_inside_its_span() -> None:
