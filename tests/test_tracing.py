@@ -415,26 +415,29 @@ async def test_a_typed_request_whose_handler_raises_fails_its_message_span(
     assert_one_traceback(caplog)
 
 
-class Slow(WebSocketEndpoint):
-    encoding = "text"
-
-    async def on_receive(self, websocket: WebSocket, data: str) -> None:
-        await asyncio.sleep(0.3)
-        await websocket.send(data)
-
-
 async def test_a_peer_that_vanishes_mid_message_ends_its_span_quietly(
     each_mode_server: ModeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The span of the message being handled ends with the connection: no error, no log."""
+    handling = asyncio.Event()
+    gone = asyncio.Event()
+
+    class Slow(WebSocketEndpoint):
+        encoding = "text"
+
+        async def on_receive(self, websocket: WebSocket, data: str) -> None:
+            handling.set()
+            await gone.wait()  # the test server cancels this; in production it goes on
+            await websocket.send(data)
+
     exporter = InMemorySpanExporter()
     app = endpoint_app(span_provider(exporter), "/slow", Slow, trace_messages=True)
     server = await each_mode_server(app)
     client = await RawWebSocket.connect("127.0.0.1", server.port or 0, "/slow")
     client.send_text("wait")
-    await eventually(lambda: len(app[aioendpoints.CONNECTIONS_KEY]) == 1)
-    await asyncio.sleep(0.05)  # the handler is sleeping in on_receive
+    await asyncio.wait_for(handling.wait(), 10)
     client.reset()
+    gone.set()
     await eventually(lambda: len(exporter.get_finished_spans()) == 3, within=10)
     spans = exporter.get_finished_spans()
     (message,) = messages_of(spans)
