@@ -581,6 +581,7 @@ class Broadcast:
         the reading had it. A group whose epoch changed lost its history: its members see
         the new epoch in the next live message, as after a Redis restart.
         """
+        wanted: list[tuple[str, History, Position]] = []
         for group in [*self._members, *(g for g in self._joining if g not in self._members)]:
             history = self.history_of(group)
             since = self._delivered.get(group)
@@ -588,24 +589,30 @@ class Broadcast:
                 # Only members still joining, each skipping what it read itself.
                 latest = [m.latest for m in self._joining.get(group, {}).values() if m.latest]
                 since = min(latest, key=lambda position: position.offset, default=None)
-            if history is None or since is None:
-                continue
-            try:
-                read = await self.backend.read(group, history, since)
-            except Exception as error:
+            if history is not None and since is not None:
+                wanted.append((group, history, since))
+        # All at once, over the command pool: one round trip's wait, not one per group.
+        reads = await asyncio.gather(
+            *(self.backend.read(group, history, since) for group, history, since in wanted),
+            return_exceptions=True,
+        )
+        failed: list[str] = []
+        for (group, _, since), read in zip(wanted, reads, strict=True):
+            if isinstance(read, BaseException):
                 # Redis is gone again: the next reconnection reads back from here.
-                logger.warning(
-                    "Could not read back what the groups with history published while "
-                    "the subscription was lost (from group %r on): %s",
-                    group,
-                    error,
-                )
-                return
-            if read.latest.epoch != since.epoch:
+                failed.append(f"{group!r}: {read}")
+            elif read.latest.epoch != since.epoch:
                 self._forget_exclusions(group)  # their messages are not coming back
-                continue
-            for offset, data in read.entries:
-                self._receive_positioned(group, Position(since.epoch, offset), data, 0)
+            else:
+                for offset, data in read.entries:
+                    self._receive_positioned(group, Position(since.epoch, offset), data, 0)
+        if failed:
+            logger.warning(
+                "Could not read back what %d group(s) with history published while the "
+                "subscription was lost (%s)",
+                len(failed),
+                "; ".join(failed[:3]) + ("; ..." if len(failed) > 3 else ""),
+            )
 
     def _forget_exclusions(self, group: str) -> None:
         for key in [key for key in self._excluded_at if key[0] == group]:
