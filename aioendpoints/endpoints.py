@@ -99,9 +99,9 @@ class WebSocketEndpoint:
             return
         if self.groups:
             await self._join_declared_groups(websocket)
-        router = self.message_router
-        if router is not None:
-            handle = router.handle
+        # Few locals: this frame is kept for as long as the connection is open.
+        if self.message_router is not None:
+            handle = self.message_router.handle
             try:
                 while True:
                     await handle(self, websocket, await websocket.receive())
@@ -115,11 +115,9 @@ class WebSocketEndpoint:
                 while True:
                     await self.on_receive(websocket, await receive(websocket))
             else:
-                decode = self.decode
-                receive_message = websocket.receive_message
                 while True:
                     await self.on_receive(
-                        websocket, await decode(websocket, await receive_message())
+                        websocket, await self.decode(websocket, await websocket.receive_message())
                     )
         except WebSocketDisconnect:
             return

@@ -82,13 +82,11 @@ def websocket_handler(view: View, /, **options: Unpack[WebSocketOptions]) -> Han
     return admitted
 
 
-#: Makes a request's connection: the WebSocket, the view's coroutine, and the endpoint's
-#: ``on_disconnect`` (``None`` for a function view). Plain functions, so that while a
-#: connection is open only ``_serve`` and the view are on its stack.
-_Start = Callable[
-    [web.Request],
-    tuple[WebSocket, Awaitable[None], Callable[[WebSocket, int], Awaitable[None]] | None],
-]
+#: Makes a request's connection: the WebSocket, the view's coroutine, and the endpoint
+#: (``None`` for a function view), whose ``on_disconnect`` is looked up when it is called
+#: rather than kept as a bound method for the whole connection. Plain functions, so that
+#: while a connection is open only ``_serve`` and the view are on its stack.
+_Start = Callable[[web.Request], tuple[WebSocket, Awaitable[None], WebSocketEndpoint | None]]
 
 
 def _endpoint_start(
@@ -109,12 +107,10 @@ def _endpoint_start(
             },
         )
 
-    def start(
-        request: web.Request,
-    ) -> tuple[WebSocket, Awaitable[None], Callable[[WebSocket, int], Awaitable[None]]]:
+    def start(request: web.Request) -> tuple[WebSocket, Awaitable[None], WebSocketEndpoint]:
         websocket = _connection(request, options, None)
         endpoint = endpoint_class(websocket)
-        return websocket, endpoint.dispatch(), endpoint.on_disconnect
+        return websocket, endpoint.dispatch(), endpoint
 
     return start
 
@@ -179,7 +175,7 @@ async def _serve(route: _Route, request: web.Request) -> web.StreamResponse:
         await route.admission.admit(request)
         try:
             _require_upgrade(request)
-            websocket, running, on_disconnect = route.start(request)
+            websocket, running, endpoint = route.start(request)
         except BaseException:
             route.admission.release(request)
             raise
@@ -198,7 +194,7 @@ async def _serve(route: _Route, request: web.Request) -> web.StreamResponse:
                 await _carry_out(websocket, error, route.view)
             finally:
                 if websocket.accepted:
-                    await _release(websocket, on_disconnect, route.view, error)
+                    await _release(websocket, endpoint, route.view, error)
                 connection_context.set(outer)
             assert websocket.response is not None
             return websocket.response
@@ -267,7 +263,7 @@ async def _carry_out(websocket: WebSocket, error: BaseException | None, view: An
 
 async def _release(
     websocket: WebSocket,
-    on_disconnect: Callable[[WebSocket, int], Awaitable[None]] | None,
+    endpoint: WebSocketEndpoint | None,
     view: Any,
     error: BaseException | None,
 ) -> None:
@@ -288,8 +284,8 @@ async def _release(
     if transport is not None:
         # A transport closed with unsent data waits for a reader that may never read.
         abort_later(transport, websocket.options.close_timeout)
-    if on_disconnect is not None:
-        await _run_disconnect_hook(websocket, on_disconnect, view)
+    if endpoint is not None:
+        await _run_disconnect_hook(websocket, endpoint.on_disconnect, view)
 
 
 # Disconnect hooks that outlive their cancelled handler task, referenced until they end.
