@@ -20,6 +20,7 @@ current while a message is handled. Without it, nothing is done per message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import WSMessage, WSMsgType, web
@@ -29,6 +30,7 @@ from .exceptions import WebSocketDisconnect
 from .monitoring import Monitor
 from .observers import ConnectionObserver, ReceiveMessage, SendFrame, route_of
 from .request_keys import request_key
+from .serialization import MessageCodec
 
 try:
     from opentelemetry import context as otel_context
@@ -161,15 +163,23 @@ class TracingObserver(ConnectionObserver):
             trace_messages = self._trace_messages
         if trace_messages:
             if spans.connection.is_recording():
-                receive = self._traced_receive(route, spans, receive)
+                receive = self._traced_receive(route, spans, receive, websocket.message_codec)
             else:
                 receive = _unsampled_receive(spans, receive)
         return receive, send
 
     def _traced_receive(
-        self, route: str, spans: _ConnectionSpans, receive: ReceiveMessage
+        self,
+        route: str,
+        spans: _ConnectionSpans,
+        receive: ReceiveMessage,
+        codec: MessageCodec | None,
     ) -> ReceiveMessage:
-        """``receive``, ending the last message's span first and starting the next one's."""
+        """``receive``, ending the last message's span first and starting the next one's.
+
+        On a route with typed messages, the span also says the message's class.
+        """
+        decode = None if codec is None else codec.decode
         start_span = self._tracer.start_span
         name = f"WebSocket receive {route}"
         parent = trace.set_span_in_context(spans.connection)
@@ -193,17 +203,19 @@ class TracingObserver(ConnectionObserver):
                 frame = "binary"
             else:
                 return message
-            span = start_span(
-                name,
-                context=parent,
-                kind=consumer,
-                attributes={
-                    "http.route": route,
-                    "messaging.operation.type": "process",
-                    "messaging.message.body.size": size,
-                    "websocket.message_type": frame,
-                },
-            )
+            attributes: dict[str, Any] = {
+                "http.route": route,
+                "messaging.operation.type": "process",
+                "messaging.message.body.size": size,
+                "websocket.message_type": frame,
+            }
+            if decode is not None:
+                # Decoded a second time, for its class only: with msgspec a tenth of a
+                # microsecond for a small message, next to some 12 for the span itself. An
+                # invalid message is left to the connection's own decoding, which answers it.
+                with contextlib.suppress(Exception):
+                    attributes["websocket.message_class"] = type(decode(message.data)).__name__
+            span = start_span(name, context=parent, kind=consumer, attributes=attributes)
             outer = get_current()
             spans.message = span
             spans.outer = outer

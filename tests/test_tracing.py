@@ -396,7 +396,10 @@ class Calculator(WebSocketEndpoint):
 async def test_a_typed_request_whose_handler_raises_fails_its_message_span(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The request gets an error reply and the connection goes on; its span has ERROR."""
+    """The request gets an error reply and the connection goes on; its span has ERROR.
+
+    Each span names the message's class, unless the message is invalid.
+    """
     exporter = InMemorySpanExporter()
     app = endpoint_app(span_provider(exporter), "/add", Calculator, trace_messages=True)
     async with serving(app) as url, aiohttp.ClientSession() as session:
@@ -405,9 +408,17 @@ async def test_a_typed_request_whose_handler_raises_fails_its_message_span(
         assert (await ws.receive_json(timeout=10))["error"] == "internal server error"
         await ws.send_str('{"type": "add", "a": 2, "id": 2}')
         assert (await ws.receive_json(timeout=10))["id"] == 2
+        await ws.send_str('{"type": "subtract"}')
+        assert (await ws.receive_json(timeout=10))["type"] == "error"
         await ws.close()
-        await eventually(lambda: len(exporter.get_finished_spans()) == 4)
-    failed, fine = messages_of(exporter.get_finished_spans())
+        await eventually(lambda: len(exporter.get_finished_spans()) == 5)
+    failed, fine, invalid = messages_of(exporter.get_finished_spans())
+    for span in (failed, fine):
+        assert span.attributes is not None
+        assert span.attributes["websocket.message_class"] == "Add"
+    assert invalid.attributes is not None
+    assert "websocket.message_class" not in invalid.attributes
+    assert invalid.status.status_code is StatusCode.UNSET  # the client's mistake
     assert failed.status.status_code is StatusCode.ERROR
     assert [event.name for event in failed.events] == ["exception"]
     assert fine.status.status_code is StatusCode.UNSET
