@@ -611,7 +611,9 @@ class WebSocket:
         if self._counts is not None:
             self._counts.messages_received += 1
             self._counts.bytes_received += (
-                len(data) if type(data) is bytes or data.isascii() else len(data.encode())
+                len(data)
+                if self._receive_frame is _BINARY or data.isascii()
+                else len(data.encode())
             )
         if self._receive_json:
             try:
@@ -774,7 +776,9 @@ class WebSocket:
         if self._counts is not None:
             self._counts.messages_received += 1
             self._counts.bytes_received += (
-                len(data) if type(data) is bytes or data.isascii() else len(data.encode())
+                len(data)
+                if self._receive_frame is _BINARY or data.isascii()
+                else len(data.encode())
             )
         if self._receive_json:
             try:
@@ -985,9 +989,10 @@ class WebSocket:
             kind = _TEXT
         if self._phase != _OPEN:
             raise self._not_open()
-        if self._counts is not None:
-            self._counts.messages_sent += 1
-            self._counts.bytes_sent += len(payload)
+        counts = self._counts
+        if counts is not None:
+            counts.messages_sent += 1
+            counts.bytes_sent += len(payload)
         try:
             await self._send_frame(self._send_to, payload, kind)
         except ConnectionError:
@@ -1000,9 +1005,10 @@ class WebSocket:
         if self._phase != _OPEN:
             raise self._not_open()
         payload = text.encode()
-        if self._counts is not None:
-            self._counts.messages_sent += 1
-            self._counts.bytes_sent += len(payload)
+        counts = self._counts
+        if counts is not None:
+            counts.messages_sent += 1
+            counts.bytes_sent += len(payload)
         try:
             await self._send_frame(self._send_to, payload, _TEXT)
         except ConnectionError:
@@ -1014,9 +1020,10 @@ class WebSocket:
             raise TypeError(f"send_bytes() takes bytes, got {type(data).__name__}; {_HINT}")
         if self._phase != _OPEN:
             raise self._not_open()
-        if self._counts is not None:
-            self._counts.messages_sent += 1
-            self._counts.bytes_sent += len(data)
+        counts = self._counts
+        if counts is not None:
+            counts.messages_sent += 1
+            counts.bytes_sent += len(data)
         try:
             await self._send_frame(self._send_to, data, _BINARY)
         except ConnectionError:
@@ -1029,9 +1036,10 @@ class WebSocket:
             raise self._not_open()
         # bytes from orjson go out as they are: no decode and encode again.
         payload = encoded.encode() if isinstance(encoded, str) else encoded
-        if self._counts is not None:
-            self._counts.messages_sent += 1
-            self._counts.bytes_sent += len(payload)
+        counts = self._counts
+        if counts is not None:
+            counts.messages_sent += 1
+            counts.bytes_sent += len(payload)
         try:
             await self._send_frame(self._send_to, payload, _TEXT)
         except ConnectionError:
