@@ -289,7 +289,9 @@ async def test_heartbeat_drops_a_reader_whose_buffer_is_full(each_mode_server: M
     app[CODES_KEY] = []
     app.router.add_get(
         "/ws",
-        websocket_handler(Blocked, send_timeout=None, heartbeat=0.4, write_buffer_limit=LIMIT),
+        # A heartbeat long enough that the buffer fills first even on a starved machine
+        # (the sweep drops a silent peer after 1 to 1.5 heartbeats).
+        websocket_handler(Blocked, send_timeout=None, heartbeat=2.0, write_buffer_limit=LIMIT),
     )
     server = await each_mode_server(app)
     assert server.port is not None
@@ -298,7 +300,7 @@ async def test_heartbeat_drops_a_reader_whose_buffer_is_full(each_mode_server: M
     assert await settle(lambda: bool(app[RECORDS_KEY]), within=5)
     (record,) = app[RECORDS_KEY]
     assert await settle(lambda: record.transport.get_write_buffer_size() > LIMIT, within=5)
-    assert await settle(lambda: record.ended, within=10)
+    assert await settle(lambda: record.ended, within=20)
     assert app[CODES_KEY] == [1006]
     client.reset()
     assert await baseline.restored() == baseline
