@@ -18,6 +18,7 @@ __all__ = [
     "USER_ID_KEY",
     "app_value",
     "request_key",
+    "request_value",
 ]
 
 _T = TypeVar("_T")
@@ -31,12 +32,25 @@ def app_value(request: web.Request, key: web.AppKey[_T]) -> _T | None:
     from (0.1 KiB a connection), and raises and catches a ``KeyError`` per application for
     a missing key.
     """
-    apps = request.match_info.apps
-    current = request.app
+    match_info = request.match_info
+    apps = match_info.apps
+    if len(apps) == 1:
+        # No sub-application (the usual case): one dictionary lookup. Application.get
+        # reads its state directly; "in" then [] would look the key up twice, and raise
+        # and catch a KeyError when it is absent.
+        return apps[0].get(key)
+    current = match_info.current_app
     for app in reversed(apps[: apps.index(current) + 1]):
         if key in app:
             return app[key]
     return None
+
+
+def request_value(request: web.BaseRequest, key: Any, default: Any = None) -> Any:
+    """``request.get(key, default)``, without raising and catching a ``KeyError`` (as
+    ``Mapping.get`` does for an absent key) when the request stores nothing, as most
+    handshakes' requests do."""
+    return request.get(key, default) if len(request) else default
 
 
 def request_key(name: str) -> Any:

@@ -49,6 +49,7 @@ from .request_keys import (
     RECEIVE_FILTER_KEY,
     USER_ID_KEY,
     app_value,
+    request_value,
 )
 from .serialization import MessageCodec
 
@@ -159,7 +160,7 @@ class WebSocket:
         #: (see :mod:`aioendpoints.auth`), else as the application tags it
         #: (``ws.user = "alice"``); :func:`aioendpoints.send_to_user` and
         #: :func:`aioendpoints.disconnect` find it by this.
-        self.user: str | None = request.get(USER_ID_KEY)
+        self.user: str | None = request_value(request, USER_ID_KEY)
         # What the per-message paths call, chosen once in accept(): a function and what it
         # is called on (the response's own methods, or a limit's), rather than a bound
         # method, which would be one more object per connection.
@@ -431,7 +432,7 @@ class WebSocket:
         else:
             self._send_frame = web.WebSocketResponse.send_frame  # type: ignore[assignment]
             self._send_to = response
-        receive_filter: ReceiveFilter | None = self.request.get(RECEIVE_FILTER_KEY)
+        receive_filter: ReceiveFilter | None = request_value(self.request, RECEIVE_FILTER_KEY)
         if receive_filter is not None:
             self._receive_through(receive_filter(self, self._bound_receive()))
         observer = app_value(self.request, OBSERVER_KEY)
