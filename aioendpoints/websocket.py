@@ -183,8 +183,10 @@ class WebSocket:
         # Counted only when a feature asks (count_messages()): None, the per-message paths
         # then test one slot and count nothing.
         self._counts: MessageCounts | None = None
-        self.receive_type = self._options.receive_type
-        self.send_type = self._options.send_type
+        # The route's value types, checked when it was declared: set without the setters'
+        # checks, from the same tables.
+        self._receive_frame, self._receive_json = _RECEIVE_FLAGS[self._options.receive_type]
+        self._send_kind = _SEND_KINDS[self._options.send_type]
 
     @property
     def id(self) -> str:
@@ -209,8 +211,7 @@ class WebSocket:
         check_value_type(value, "receive_type")
         # Only what receive() tests per message is kept (the name is derived from it): one
         # slot less per connection, and no lookup per message.
-        self._receive_frame = _BINARY if value == "bytes" else _TEXT
-        self._receive_json = value == "json"
+        self._receive_frame, self._receive_json = _RECEIVE_FLAGS[value]
 
     @property
     def send_type(self) -> ValueType:
@@ -1199,6 +1200,12 @@ _BYTES_TYPES = (bytes, bytearray, memoryview)
 _Payload = bytes | bytearray | memoryview
 #: The frame kind each send type sends; None stands for JSON (encoded, then a text frame).
 _SEND_KINDS: dict[str, WSMsgType | None] = {"text": _TEXT, "bytes": _BINARY, "json": None}
+# By receive type: the frame type receive() expects, and whether it decodes JSON.
+_RECEIVE_FLAGS: dict[str, tuple[WSMsgType, bool]] = {
+    "text": (_TEXT, False),
+    "bytes": (_BINARY, False),
+    "json": (_TEXT, True),
+}
 
 
 _next_id = itertools.count(1).__next__
