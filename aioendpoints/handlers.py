@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any, Unpack
 
@@ -108,7 +108,7 @@ def _endpoint_start(
         )
 
     def start(request: web.Request) -> tuple[WebSocket, Awaitable[None], WebSocketEndpoint]:
-        websocket = _connection(request, options, None)
+        websocket = WebSocket(request, options, None)
         endpoint = endpoint_class(websocket)
         return websocket, endpoint.dispatch(), endpoint
 
@@ -123,17 +123,10 @@ def _function_start(
 ) -> _Start:
     def start(request: web.Request) -> tuple[WebSocket, Awaitable[None], None]:
         params = convert_params(request.match_info, converters, takes_any)
-        websocket = _connection(request, options, params)
+        websocket = WebSocket(request, options, params)
         return websocket, view(websocket, **params), None
 
     return start
-
-
-def _connection(
-    request: web.Request, options: RouteOptions, params: Mapping[str, Any] | None
-) -> WebSocket:
-    """The connection of ``request``."""
-    return WebSocket(request, options, params)
 
 
 def _named(handler: partial[Coroutine[Any, Any, web.StreamResponse]], view: Any) -> Handler:

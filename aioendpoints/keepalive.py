@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import cast
 
 from aiohttp import web
 
@@ -96,7 +95,8 @@ class Keepalive(asyncio.Protocol):
     __slots__ = ("_index", "_protocol", "_state", "_sweeper", "_transport")
 
     def __init__(self, transport: asyncio.Transport, sweeper: _Sweeper) -> None:
-        self._protocol = cast(asyncio.Protocol, transport.get_protocol())
+        # can_watch() made sure that it is an asyncio.Protocol.
+        self._protocol: asyncio.Protocol = transport.get_protocol()  # type: ignore[assignment]
         self._transport = transport
         self._sweeper: _Sweeper | None = sweeper
         #: Where the sweeper keeps this connection.
