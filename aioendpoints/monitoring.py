@@ -67,12 +67,23 @@ class Monitor(ConnectionObserver):
         self.count_messages = count_messages
         #: Totals per route pattern.
         self.routes: dict[str, RouteTotals] = {}
+        # The same totals by aiohttp route, so that each connection's are found with one
+        # lookup rather than by working out its route's pattern twice.
+        self._by_route: dict[web.AbstractRoute, RouteTotals] = {}
 
     def totals(self, route: str) -> RouteTotals:
         """The totals of ``route``, created empty on first use."""
         totals = self.routes.get(route)
         if totals is None:
             totals = self.routes[route] = RouteTotals()
+        return totals
+
+    def _totals_of(self, websocket: WebSocket) -> RouteTotals:
+        request = websocket.request
+        route = request.match_info.route
+        totals = self._by_route.get(route)
+        if totals is None:
+            totals = self._by_route[route] = self.totals(route_of(request))
         return totals
 
     def refused(self, request: web.Request, status: int) -> None:
@@ -83,7 +94,7 @@ class Monitor(ConnectionObserver):
         self, websocket: WebSocket, receive: ReceiveMessage, send: SendFrame
     ) -> tuple[ReceiveMessage, SendFrame]:
         """Count a new connection; have it count its messages when they are counted."""
-        totals = self.totals(websocket.route)
+        totals = self._totals_of(websocket)
         totals.connections += 1
         totals.open += 1
         if self.count_messages:
@@ -95,7 +106,7 @@ class Monitor(ConnectionObserver):
 
     def closed(self, websocket: WebSocket) -> None:
         """Fold an ended connection into its route's totals."""
-        totals = self.totals(websocket.route)
+        totals = self._totals_of(websocket)
         totals.open -= 1
         code = websocket.close_code or CloseCode.ABNORMAL_CLOSURE
         totals.disconnects[code] += 1

@@ -156,14 +156,16 @@ async def test_every_receive_and_send_method_counts(aiohttp_client: Any) -> None
 
 
 async def test_the_monitor_keeps_nothing_per_connection(aiohttp_client: Any) -> None:
-    """The monitor's state is its totals per route, however many connections are open."""
+    """The monitor's state is its totals per route (by pattern, and the same by aiohttp
+    route), however many connections are open."""
     app, seen = echo_app(metrics=True)
     client = await aiohttp_client(app)
     sockets = [await client.ws_connect("/echo") for _ in range(3)]
     await eventually(lambda: len(seen) == 3)
     monitor = app[MONITOR_KEY]
-    assert vars(monitor).keys() == {"count_messages", "routes"}
+    assert vars(monitor).keys() == {"count_messages", "routes", "_by_route"}
     assert list(monitor.routes) == ["/echo"]
+    assert list(monitor._by_route.values()) == [monitor.routes["/echo"]]
     assert monitor.routes["/echo"].open == 3
     for ws in sockets:
         await ws.close()
