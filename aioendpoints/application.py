@@ -66,8 +66,8 @@ def setup(
       ``.html`` for ``.json``.
     * ``authenticate`` and ``group_permission``: the credential check before the upgrade
       and the group permission of routes without their own (see :mod:`aioendpoints.auth`).
-    * a :class:`~aioendpoints.monitoring.Monitor` of the open connections, for
-      :func:`aioendpoints.connections` and the metrics;
+    * with metrics or tracing on, a :class:`~aioendpoints.monitoring.Monitor` of the
+      connections' totals per route, which the metrics report;
     * ``metrics``: record Prometheus metrics (needs the ``metrics`` extra) in a registry of
       their own (``app[METRICS_KEY]``), or in the ``CollectorRegistry`` given;
       ``metrics_path`` also serves them at that path (and turns them on).
@@ -99,20 +99,24 @@ def setup(
     hub = install_broadcast(app, broadcast, history)
     if client_path is not None:
         install_client(app, client_path)
-    recording = metrics is not False or metrics_path is not None
-    monitor = Monitor(count_messages=recording)
-    app[OBSERVER_KEY] = app[MONITOR_KEY] = monitor
     install_admin(app, hub)
-    if tracing or trace_messages:
-        from .tracing import TracingObserver
+    recording = metrics is not False or metrics_path is not None
+    if recording or tracing or trace_messages:
+        # The monitor keeps the totals that the metrics report, and the tracing observer
+        # hears of connections through it. With neither on, no observer is installed, so
+        # that no handshake or close calls one.
+        monitor = Monitor(count_messages=recording)
+        app[OBSERVER_KEY] = app[MONITOR_KEY] = monitor
+        if tracing or trace_messages:
+            from .tracing import TracingObserver
 
-        provider = None if isinstance(tracing, bool) else tracing
-        app[OBSERVER_KEY] = TracingObserver(monitor, provider, trace_messages=trace_messages)
-    if recording:
-        from .metrics import install_metrics
+            provider = None if isinstance(tracing, bool) else tracing
+            app[OBSERVER_KEY] = TracingObserver(monitor, provider, trace_messages=trace_messages)
+        if recording:
+            from .metrics import install_metrics
 
-        registry = None if isinstance(metrics, bool) else metrics
-        install_metrics(app, monitor, hub, registry, metrics_path)
+            registry = None if isinstance(metrics, bool) else metrics
+            install_metrics(app, monitor, hub, registry, metrics_path)
     if admin_path is not None:
         from .admin_page import install_admin_page
 

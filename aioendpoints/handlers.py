@@ -265,6 +265,11 @@ async def _release(
     registry = app_value(request, CONNECTIONS_KEY)
     if registry is not None:
         registry.discard(websocket)
+    logger.debug(
+        "WebSocket closed with %d %r",
+        websocket.close_code or CloseCode.ABNORMAL_CLOSURE,
+        websocket.close_reason,
+    )
     hub = app_value(request, GROUP_HUB_KEY)
     if hub is not None:
         hub.leave_all(websocket)

@@ -1,17 +1,16 @@
 """What the application's connections did: totals per route.
 
 :func:`aioendpoints.setup` installs a :class:`Monitor` as the application's connection
-observer. Per route pattern, it counts how many connections opened, how they closed and how
-many handshakes were refused (the metrics). It keeps nothing per connection: the open ones
-are in the application's registry (the admin API's snapshots read them there). With
-``count_messages`` each connection counts its own messages and bytes
-(:meth:`WebSocket.count_messages`: plain attributes, no lock, no lookup), and the counts of
-the connections that ended are added to their route's totals.
+observer when metrics or tracing are on. Per route pattern, it counts how many connections
+opened, how they closed and how many handshakes were refused (the metrics). It keeps
+nothing per connection: the open ones are in the application's registry (the admin API's
+snapshots read them there). With ``count_messages`` each connection counts its own
+messages and bytes (:meth:`WebSocket.count_messages`: plain attributes, no lock, no
+lookup), and the counts of the connections that ended are added to their route's totals.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Final
 
@@ -24,8 +23,6 @@ if TYPE_CHECKING:
     from .websocket import WebSocket
 
 __all__ = ["MONITOR_KEY", "Monitor", "RouteTotals"]
-
-logger = logging.getLogger("aioendpoints")
 
 
 class RouteTotals:
@@ -99,9 +96,6 @@ class Monitor(ConnectionObserver):
         totals.open += 1
         if self.count_messages:
             websocket.count_messages()
-        if logger.isEnabledFor(logging.DEBUG):
-            # Guarded: request.path caches itself in the request, 0.2 KiB a connection.
-            logger.debug("WebSocket %s opened from %s", websocket.request.path, websocket.client)
         return receive, send
 
     def closed(self, websocket: WebSocket) -> None:
@@ -110,7 +104,6 @@ class Monitor(ConnectionObserver):
         totals.open -= 1
         code = websocket.close_code or CloseCode.ABNORMAL_CLOSURE
         totals.disconnects[code] += 1
-        logger.debug("WebSocket closed with %d %r", code, websocket.close_reason)
         counts = websocket.message_counts
         if counts is not None:
             totals.messages_received += counts.messages_received

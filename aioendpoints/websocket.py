@@ -421,6 +421,9 @@ class WebSocket:
         registry = app_value(self.request, CONNECTIONS_KEY)
         if registry is not None:
             registry.add(self)
+        if logger.isEnabledFor(logging.DEBUG):
+            # Guarded: request.path caches itself in the request, 0.2 KiB a connection.
+            logger.debug("WebSocket %s opened from %s", self.request.path, self.client)
         self._start_limits()
         # The per-message paths call the response's own methods, unless a limit that the
         # route configures has to see each message.

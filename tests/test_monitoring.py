@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from typing import Any
 
+import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -13,6 +15,7 @@ import aioendpoints
 from aioendpoints import WebSocket, WebSocketRoutes
 from aioendpoints.metrics import METRICS_KEY
 from aioendpoints.monitoring import MONITOR_KEY
+from aioendpoints.observers import OBSERVER_KEY
 
 from .helpers import eventually
 
@@ -56,6 +59,26 @@ async def test_without_metrics_messages_go_straight_to_aiohttp(aiohttp_client: A
     assert sends_directly
     assert connection.message_counts is None
     await ws.close()
+
+
+async def test_without_metrics_or_tracing_no_observer_is_installed(
+    aiohttp_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """setup() without metrics or tracing installs no observer (none is called per
+    handshake); the debug lines of an opened and a closed connection are still logged."""
+    caplog.set_level(logging.DEBUG, "aioendpoints")
+    app, _ = echo_app()
+    assert OBSERVER_KEY not in app
+    assert MONITOR_KEY not in app
+    client = await aiohttp_client(app)
+    ws = await client.ws_connect("/echo")
+    await ws.send_str("one")
+    assert await ws.receive_str(timeout=5) == "one"
+    await ws.close()
+    await eventually(lambda: any("closed with" in r.getMessage() for r in caplog.records))
+    messages = [r.getMessage() for r in caplog.records if r.name == "aioendpoints"]
+    assert messages[0].startswith("WebSocket /echo opened from ")
+    assert messages[-1] == "WebSocket closed with 1000 ''"
 
 
 async def test_with_metrics_each_connection_counts_its_messages(aiohttp_client: Any) -> None:
