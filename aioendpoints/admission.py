@@ -7,7 +7,7 @@ from aiohttp import web
 from .auth.check import AUTH_KEY, AuthSettings
 from .options import RouteOptions
 from .origins import ALLOWED_ORIGINS_KEY, SAME_ORIGIN_ONLY
-from .request_keys import app_value
+from .request_keys import app_values
 
 __all__ = ["Admission"]
 
@@ -29,12 +29,13 @@ class Admission:
 
     async def admit(self, request: web.Request) -> None:
         """Refuse ``request`` with HTTP 401, 403 or 503, or count it in."""
-        auth = app_value(request, AUTH_KEY)
+        value_of = app_values(request)
+        auth = value_of(AUTH_KEY)
         if self._auth is not None:
             auth = self._auth.over(auth)
         if auth is not None:
             auth.mark(request)
-        origins = self._origins or app_value(request, ALLOWED_ORIGINS_KEY) or SAME_ORIGIN_ONLY
+        origins = self._origins or value_of(ALLOWED_ORIGINS_KEY) or SAME_ORIGIN_ONLY
         refusal = origins.refusal(request)
         if refusal is not None:
             raise web.HTTPForbidden(text=refusal)

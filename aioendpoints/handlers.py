@@ -29,7 +29,7 @@ from .options import RouteOptions, ValueType, WebSocketOptions
 from .params import ParamConverters, convert_params, converters_for
 from .refusals import http_error
 from .registry import CONNECTIONS_KEY
-from .request_keys import app_value
+from .request_keys import app_value, app_values
 from .websocket import WebSocket
 
 __all__ = ["Handler", "View", "check_view", "websocket_handler"]
@@ -261,8 +261,8 @@ async def _release(
     error: BaseException | None,
 ) -> None:
     """Forget an accepted connection that has ended, and tell whoever listens."""
-    request = websocket.request
-    registry = app_value(request, CONNECTIONS_KEY)
+    value_of = app_values(websocket.request)
+    registry = value_of(CONNECTIONS_KEY)
     if registry is not None:
         registry.discard(websocket)
     logger.debug(
@@ -270,10 +270,10 @@ async def _release(
         websocket.close_code or CloseCode.ABNORMAL_CLOSURE,
         websocket.close_reason,
     )
-    hub = app_value(request, GROUP_HUB_KEY)
+    hub = value_of(GROUP_HUB_KEY)
     if hub is not None:
         hub.leave_all(websocket)
-    observer = app_value(request, OBSERVER_KEY)
+    observer = value_of(OBSERVER_KEY)
     if observer is not None:
         if error is not None:
             observer.raised(websocket, error)

@@ -6,7 +6,7 @@ strings; older versions have no ``RequestKey``, and take strings.
 
 from __future__ import annotations
 
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -16,7 +16,9 @@ __all__ = [
     "PRINCIPAL_KEY",
     "RECEIVE_FILTER_KEY",
     "USER_ID_KEY",
+    "AppValues",
     "app_value",
+    "app_values",
     "request_key",
     "request_value",
 ]
@@ -44,6 +46,27 @@ def app_value(request: web.Request, key: web.AppKey[_T]) -> _T | None:
         if key in app:
             return app[key]
     return None
+
+
+class AppValues(Protocol):
+    """Reads app-wide parts the way :func:`app_value` does, for one request."""
+
+    def __call__(self, key: web.AppKey[_T], /) -> _T | None:
+        """The value of ``key`` in the request's application or the nearest enclosing one."""
+
+
+def app_values(request: web.Request) -> AppValues:
+    """:func:`app_value` for ``request``, as a function of the key, for a step that reads
+    several keys: the request's applications are found once, and without sub-applications
+    the function is ``Application.get`` itself."""
+    apps = request.match_info.apps
+    if len(apps) == 1:
+        return apps[0].get
+
+    def value_of(key: web.AppKey[_T], /) -> _T | None:
+        return app_value(request, key)
+
+    return value_of
 
 
 def request_value(request: web.BaseRequest, key: Any, default: Any = None) -> Any:

@@ -49,6 +49,7 @@ from .request_keys import (
     RECEIVE_FILTER_KEY,
     USER_ID_KEY,
     app_value,
+    app_values,
     request_value,
 )
 from .serialization import MessageCodec
@@ -418,7 +419,8 @@ class WebSocket:
             watch(self.request, heartbeat)
         # Where the connection is registered, and who hears of it: app-wide parts, looked
         # up now rather than kept by each connection.
-        registry = app_value(self.request, CONNECTIONS_KEY)
+        value_of = app_values(self.request)
+        registry = value_of(CONNECTIONS_KEY)
         if registry is not None:
             registry.add(self)
         if logger.isEnabledFor(logging.DEBUG):
@@ -439,7 +441,7 @@ class WebSocket:
         receive_filter: ReceiveFilter | None = request_value(self.request, RECEIVE_FILTER_KEY)
         if receive_filter is not None:
             self._receive_through(receive_filter(self, self._bound_receive()))
-        observer = app_value(self.request, OBSERVER_KEY)
+        observer = value_of(OBSERVER_KEY)
         if observer is not None:
             receive, send = self._bound_receive(), self._bound_send()
             observed_receive, observed_send = observer.opened(self, receive, send)
