@@ -68,27 +68,39 @@ def _total(dump: Path) -> int:
     raise RuntimeError(f"no instruction total in {dump}")
 
 
-async def measure_kind(
-    kind: str, echoes: list[str], lengths: tuple[int, int], directory: Path, deployed: bool = False
-) -> dict[str, float]:
-    """Run ``kind`` under callgrind through every echo; return instructions per message."""
-    output = directory / f"{kind}{'-deployed' if deployed else ''}.out"
-    wrapper = (
+def _callgrind(output: Path) -> tuple[str, ...]:
+    """The command that runs a server under callgrind, dumping at each mark into ``output``."""
+    return (
         "valgrind",
         "--tool=callgrind",
         "--dump-before=getppid",
         f"--callgrind-out-file={output}",
     )
-    # A fixed hash seed keeps dict and set layouts, hence instruction counts, repeatable.
-    server = ServerProcess(
+
+
+#: A fixed hash seed keeps dict and set layouts, hence instruction counts, repeatable.
+_FIXED_HASH_SEED = {"PYTHONHASHSEED": "0"}
+
+
+def _server_under_callgrind(kind: str, output: Path, deployed: bool) -> ServerProcess:
+    """A server process of ``kind`` under callgrind, its dumps in ``output``."""
+    return ServerProcess(
         kind,
         None,
-        wrapper,
+        _callgrind(output),
         start_timeout=_SLOW,
         stop_timeout=_SLOW,
-        env={"PYTHONHASHSEED": "0"},
+        env=_FIXED_HASH_SEED,
         deployed=deployed,
     )
+
+
+async def measure_kind(
+    kind: str, echoes: list[str], lengths: tuple[int, int], directory: Path, deployed: bool = False
+) -> dict[str, float]:
+    """Run ``kind`` under callgrind through every echo; return instructions per message."""
+    output = directory / f"{kind}{'-deployed' if deployed else ''}.out"
+    server = _server_under_callgrind(kind, output, deployed)
     marks = 0
     series: dict[str, tuple[int, int]] = {}  # echo -> dump numbers of its two series
     async with server:
@@ -122,21 +134,7 @@ async def measure_connect(kind: str, lengths: tuple[int, int], directory: Path) 
     of the scale scenario.
     """
     output = directory / f"connect-{kind}.out"
-    wrapper = (
-        "valgrind",
-        "--tool=callgrind",
-        "--dump-before=getppid",
-        f"--callgrind-out-file={output}",
-    )
-    server = ServerProcess(
-        kind,
-        None,
-        wrapper,
-        start_timeout=_SLOW,
-        stop_timeout=_SLOW,
-        env={"PYTHONHASHSEED": "0"},
-        deployed=kind in APPS,
-    )
+    server = _server_under_callgrind(kind, output, deployed=kind in APPS)
     frame = masked_frame(OP_TEXT, TEXT_PAYLOAD)
     opened: list[Connection] = []
     dumps = []
@@ -174,19 +172,13 @@ async def measure_fanout(
     from .scenarios.fanout import Publisher, fanout_server
 
     output = directory / f"fanout-{kind}.out"
-    wrapper = (
-        "valgrind",
-        "--tool=callgrind",
-        "--dump-before=getppid",
-        f"--callgrind-out-file={output}",
-    )
     server = fanout_server(
         kind,
         None,
-        wrapper=wrapper,
+        wrapper=_callgrind(output),
         start_timeout=_SLOW,
         stop_timeout=_SLOW,
-        env={"PYTHONHASHSEED": "0"},
+        env=_FIXED_HASH_SEED,
     )
     marks = 0
     dumps: dict[str, list[int]] = {"publish": [], "nothing": []}
