@@ -11,9 +11,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from aioendpoints import History
+import aioendpoints
+from aioendpoints import BroadcastUnavailable, History
 from tests.conftest import require_redis_server
 from tests.redis_server import RedisServer
 
@@ -150,3 +152,33 @@ async def history_chat(broadcast_url: str, aiohttp_client: Any) -> HistoryChat:
     if broadcast_url == "memory://":
         return HistoryChat(members, members)
     return HistoryChat(members, await aiohttp_client(make_app(broadcast_url, HISTORY)))
+
+
+async def publish_until_received(
+    publisher_app: web.Application,
+    member: aiohttp.ClientWebSocketResponse,
+    group: str,
+    *,
+    history: bool = False,
+) -> dict[str, Any]:
+    """Publish from another app until the member gets a message; its frame. About 30 s at most.
+
+    For waiting until delivery resumes after Redis went away: a message published before the
+    members' process subscribed again is lost, one of an earlier attempt may arrive late.
+    ``history``: the group keeps a history, so its frames wrap the message in ``data``.
+    """
+    for attempt in range(100):
+        try:
+            await aioendpoints.publish(publisher_app, group, {"n": attempt})
+        except BroadcastUnavailable:
+            await asyncio.sleep(0.1)
+            continue
+        try:
+            message = await member.receive(timeout=0.2)
+        except TimeoutError:
+            continue
+        frame: dict[str, Any] = message.json()
+        published = frame["data"] if history else frame
+        assert published["n"] in range(attempt + 1)
+        return frame
+    pytest.fail("no message reached the member after Redis came back")

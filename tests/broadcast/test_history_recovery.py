@@ -10,7 +10,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +19,7 @@ from tests.redis_server import RedisServer
 from tests.resources import raise_open_file_limit
 
 from .chat_app import make_app
-from .conftest import HISTORY, HistoryChat, receive_json
+from .conftest import HISTORY, HistoryChat, publish_until_received, receive_json
 from .processes import aiohttp_web, free_port, serve
 
 #: Seconds a whole scenario may take before the test fails rather than hangs.
@@ -104,26 +103,6 @@ async def test_two_server_processes_share_one_numbered_history(redis_url: str, g
 # Redis going away ------------------------------------------------------------------------
 
 
-async def publish_until_received(
-    publisher_app: web.Application, member: aiohttp.ClientWebSocketResponse, group: str
-) -> dict[str, Any]:
-    """Publish until the member gets a message; its frame. Bounded, about 30 s."""
-    for attempt in range(100):
-        try:
-            await aioendpoints.publish(publisher_app, group, {"n": attempt})
-        except BroadcastUnavailable:
-            await asyncio.sleep(0.1)
-            continue
-        try:
-            message = await member.receive(timeout=0.2)
-        except TimeoutError:
-            continue  # lost (published before the members' process subscribed again) or late
-        frame: dict[str, Any] = message.json()
-        assert frame["data"]["n"] in range(attempt + 1)  # a late one of an earlier attempt
-        return frame
-    pytest.fail("no message reached the member after Redis came back")
-
-
 async def test_redis_restart_starts_a_new_epoch_and_live_delivery_resumes(
     own_redis: RedisServer, aiohttp_client: Any, group: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -142,7 +121,7 @@ async def test_redis_restart_starts_a_new_epoch_and_live_delivery_resumes(
     await asyncio.sleep(0.3)
     own_redis.start()
 
-    after = await publish_until_received(publisher_app, member, group)
+    after = await publish_until_received(publisher_app, member, group, history=True)
     assert after["epoch"] != before["epoch"]
     assert after["offset"] >= 1
     other = await chat.connect()

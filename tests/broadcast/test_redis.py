@@ -10,7 +10,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 import aioendpoints
@@ -19,7 +18,7 @@ from aioendpoints.broadcast.redis import RedisBackend
 from tests.redis_server import RedisServer
 
 from .chat_app import make_app
-from .conftest import ChatServers, receive_json
+from .conftest import ChatServers, publish_until_received, receive_json
 from .processes import aiohttp_web, free_port, gunicorn, serve
 
 
@@ -128,25 +127,6 @@ async def test_subscribers_recover_after_redis_freezes(
 
     await publish_until_received(publisher_app, member, group)
     assert "restored after a gap" in caplog.text
-
-
-async def publish_until_received(
-    publisher_app: web.Application, member: aiohttp.ClientWebSocketResponse, group: str
-) -> None:
-    """Publish from another app until the member gets a message; bounded, about 30 s."""
-    for attempt in range(100):
-        try:
-            await aioendpoints.publish(publisher_app, group, {"n": attempt})
-        except BroadcastUnavailable:
-            await asyncio.sleep(0.1)
-            continue
-        try:
-            message = await member.receive(timeout=0.2)
-        except TimeoutError:
-            continue  # lost (published before the members' process subscribed again) or late
-        assert message.json()["n"] in range(attempt + 1)  # a late one of an earlier attempt
-        return
-    pytest.fail("no message reached the member after Redis came back")
 
 
 async def test_publish_while_redis_is_down_raises(
